@@ -1,0 +1,5 @@
+"""``python -m gankit``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""The ``gankit`` command: argument parsing and error reporting only; the work is in the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+
+from .config import presets, resolve
+from .errors import GankitError
+from .fileio import atomic_write
+from .images import make_grid, save_png
+from .run import default_out, load_run, resume_config, train
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that reports a mistake as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def natural_int(text: str) -> int:
+    """An integer of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def make_parser() -> Parser:
+    """The full command-line grammar."""
+    parser = Parser(prog="gankit", description="Train and sample generative adversarial networks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a GAN into a run directory")
+    t.add_argument("--config", metavar="FILE.toml", help="TOML config file")
+    t.add_argument("--preset", metavar="NAME", help=f"preset to start from ({', '.join(presets())})")
+    t.add_argument("--data", metavar="SPEC", help="digits, mnist, a folder of images, or .npy/.npz")
+    t.add_argument("--data-dir", metavar="DIR", help="folder holding the data's files (mnist)")
+    t.add_argument("--steps", type=positive_int, metavar="N", help="total generator steps")
+    t.add_argument("--batch-size", type=positive_int, metavar="N")
+    t.add_argument("--seed", type=natural_int, metavar="N")
+    t.add_argument("--out", metavar="DIR", help="run directory (default: runs/<timestamp>)")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value (repeatable)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress display")
+
+    s = sub.add_parser("sample", help="generate images from a trained run")
+    s.add_argument("run", metavar="RUN", help="run directory")
+    s.add_argument("--num", type=positive_int, required=True, metavar="N")
+    s.add_argument("--out", required=True, metavar="FILE.npz|FILE.png")
+    s.add_argument("--seed", type=natural_int, default=0, metavar="N")
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its average")
+
+    sub.add_parser("presets", help="list the shipped presets")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``gankit train``."""
+    if args.resume:
+        if args.out is None:
+            raise GankitError("--resume needs --out RUN, the run to continue")
+        changed = [flag for flag, value in (("--config", args.config), ("--preset", args.preset),
+                   ("--data", args.data), ("--data-dir", args.data_dir),
+                   ("--batch-size", args.batch_size), ("--seed", args.seed),
+                   ("--set", args.set or None)) if value is not None]
+        if changed:
+            raise GankitError(f"{changed[0]} cannot change a run being resumed; "
+                              "only --steps can")
+        out = Path(args.out)
+        from .run import check_out
+
+        check_out(out, resume=True)
+        cfg = resume_config(out, args.steps)
+    else:
+        values: dict = {"data": {}, "train": {}}
+        if args.data is not None:
+            values["data"]["source"] = args.data
+        if args.data_dir is not None:
+            values["data"]["dir"] = args.data_dir
+        for key in ("steps", "batch_size", "seed"):
+            if getattr(args, key) is not None:
+                values["train"][key] = getattr(args, key)
+        cfg = resolve(args.preset, args.config, args.set, values)
+        out = Path(args.out) if args.out else default_out()
+    log = print if not args.quiet else (lambda *a, **k: None)
+    log(f"gankit: training preset '{cfg.preset}' on '{cfg.data.source}' into {out}",
+        file=sys.stderr)
+    try:
+        trainer = train(cfg, out, resume=args.resume, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ngankit: interrupted; resume with: gankit train --resume --out {out}",
+              file=sys.stderr)
+        return 130
+    log(f"gankit: finished at step {trainer.step}; samples in {out / 'samples'}", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """``gankit sample``."""
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".npz", ".png"):
+        raise GankitError(f"--out must end in .npz or .png, got '{out.name}'")
+    if not out.parent.is_dir():
+        raise GankitError(f"folder {out.parent} does not exist")
+    run = load_run(args.run, ema=not args.no_ema)
+    images = run.sample(args.num, seed=args.seed)
+    if suffix == ".png":
+        save_png(make_grid(images), out)
+    else:
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, images=images)
+
+        atomic_write(out, write)
+    print(f"gankit: wrote {len(images)} samples from step {run.step} to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """``gankit presets``."""
+    for name in presets():
+        print(name)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "presets": cmd_presets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a command; user errors become one line on stderr and exit code 2."""
+    args = make_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except GankitError as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"gankit: error: {e.strerror or e}"
+              + (f": {e.filename}" if getattr(e, "filename", None) else ""), file=sys.stderr)
+        return 2

@@ -1,0 +1,323 @@
+"""Configuration: frozen dataclasses, presets (TOML files in the package), overrides, validation.
+
+A config is resolved once, in this order: the dataclass defaults, the preset, a user's TOML file,
+then ``section.key=value`` overrides. Every value is checked here; anything wrong raises
+``ConfigError`` with one sentence naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ACTIVATIONS = ("leaky_relu", "relu", "elu", "gelu", "silu", "tanh")
+OUTPUTS = ("tanh", "sigmoid")
+LOSSES = ("non_saturating", "minimax")
+FAMILIES = ("mlp",)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to train on (``source``: digits, mnist, a folder, or a .npy/.npz file)."""
+
+    source: str = "digits"
+    dir: str = ""  # where the source's files are (mnist IDX files); "" = the cache folder
+    download: bool = True  # fetch missing mnist files (checked by SHA-256)
+    size: int = 0  # square side images are resized to; 0 = the source's own (folders: 64)
+    channels: int = 0  # 1 (grayscale) or 3 (RGB) for folders; 0 = as found
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The generator and discriminator."""
+
+    family: str = "mlp"
+    latent_dim: int = 100
+    g_hidden: tuple[int, ...] = (128, 128)
+    d_hidden: tuple[int, ...] = (128, 128)
+    activation: str = "leaky_relu"
+    leaky_slope: float = 0.2
+    output: str = "tanh"  # generator output: tanh (data in [-1, 1]) or sigmoid (data in [0, 1])
+    d_spectral_norm: bool = True
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The adversarial loss and its label smoothing."""
+
+    name: str = "non_saturating"
+    real_label: float = 1.0  # target for real samples in D's loss; < 1 is one-sided smoothing
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, schedule of side work, and reproducibility."""
+
+    steps: int = 6000
+    batch_size: int = 128
+    d_steps: int = 1  # discriminator steps per generator step
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas_g: tuple[float, ...] = (0.5, 0.999)
+    betas_d: tuple[float, ...] = (0.5, 0.999)
+    ema: float = 0.999  # decay of the generator's moving average used for sampling; 0 = off
+    seed: int = 0
+    threads: int = 0  # CPU threads for torch; 0 = leave torch's default
+    log_every: int = 100
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    grid_size: int = 100  # samples in each grid of samples/
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete, validated run configuration."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preset: str = "classic"
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with whole sections or values replaced: ``cfg.replace(train={"steps": 10})``."""
+        return from_dict(merge(to_dict(self), sections))
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig,
+}
+
+
+def presets() -> list[str]:
+    """Names of the presets shipped with gankit."""
+    root = resources.files("gankit").joinpath("presets")
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """The raw contents of a shipped preset."""
+    if name not in presets():
+        raise ConfigError(f"unknown preset '{name}' (choose from: {', '.join(presets())})")
+    text = resources.files("gankit").joinpath("presets", f"{name}.toml").read_text()
+    return tomllib.loads(text)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML config file, turning any failure into ConfigError."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {p}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``section.key=value`` as a nested dict; the value is read as TOML, else as a string."""
+    key, sep, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override '{text}' must look like section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return {parts[0]: {parts[1]: value}}
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``extra`` over ``base`` (new dicts; inputs untouched)."""
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def resolve(
+    preset: str | None = None,
+    file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    values: dict[str, Any] | None = None,
+) -> Config:
+    """Build a validated Config from a preset, a TOML file, overrides and extra values.
+
+    The preset is, in order: the ``preset`` argument, a top-level ``preset`` key in the file,
+    ``classic``.
+    """
+    user = read_toml(file) if file is not None else {}
+    name = preset or user.get("preset", "classic")
+    if not isinstance(name, str):
+        raise ConfigError("preset must be a string")
+    raw = merge(preset_dict(name), {k: v for k, v in user.items() if k != "preset"})
+    for text in overrides:
+        raw = merge(raw, parse_override(text))
+    raw = merge(raw, values or {})
+    raw["preset"] = name
+    return from_dict(raw)
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Validate a nested dict (as read from TOML) into a Config."""
+    unknown = sorted(set(raw) - set(SECTIONS) - {"preset"})
+    if unknown:
+        raise ConfigError(f"unknown config section '{unknown[0]}' "
+                          f"(known: {', '.join(SECTIONS)})")
+    built: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        section = raw.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"config section '{name}' must be a table")
+        built[name] = _build_section(name, cls, section)
+    preset = raw.get("preset", "classic")
+    if not isinstance(preset, str):
+        raise ConfigError("preset must be a string")
+    cfg = Config(**built, preset=preset)
+    validate(cfg)
+    return cfg
+
+
+def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"unknown config key '{name}.{key}' (known: {', '.join(known)})")
+    kwargs = {k: _coerce(f"{name}.{k}", known[k].type, v) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _coerce(key: str, type_name: Any, value: Any) -> Any:
+    t = str(type_name)
+    if t == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if t == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if t == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be finite, got {value!r}")
+        return float(value)
+    if t == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    if t.startswith("tuple[int"):
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"{key} must be a list of integers, got {value!r}")
+        return tuple(value)
+    if t.startswith("tuple[float"):
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"{key} must be a list of numbers, got {value!r}")
+        return tuple(float(v) for v in value)
+    raise AssertionError(f"unhandled config type {t} for {key}")  # pragma: no cover
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    _require(value in choices, f"{key} must be one of {', '.join(choices)}, got '{value}'")
+
+
+def validate(cfg: Config) -> None:
+    """Refuse values and combinations that cannot work."""
+    d, m, lo, t = cfg.data, cfg.model, cfg.loss, cfg.train
+    _require(bool(d.source), "data.source must not be empty")
+    _require(d.size == 0 or 4 <= d.size <= 1024, f"data.size must be 0 or 4..1024, got {d.size}")
+    _require(d.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3, got {d.channels}")
+    _one_of("model.family", m.family, FAMILIES)
+    _require(1 <= m.latent_dim <= 4096, f"model.latent_dim must be 1..4096, got {m.latent_dim}")
+    for key, widths in (("model.g_hidden", m.g_hidden), ("model.d_hidden", m.d_hidden)):
+        _require(len(widths) >= 1 and all(1 <= w <= 16384 for w in widths),
+                 f"{key} must be a non-empty list of widths in 1..16384, got {list(widths)}")
+    _one_of("model.activation", m.activation, ACTIVATIONS)
+    _require(0.0 <= m.leaky_slope < 1.0, f"model.leaky_slope must be in [0, 1), got {m.leaky_slope}")
+    _one_of("model.output", m.output, OUTPUTS)
+    _one_of("loss.name", lo.name, LOSSES)
+    _require(0.5 < lo.real_label <= 1.0, f"loss.real_label must be in (0.5, 1], got {lo.real_label}")
+    for key in ("steps", "batch_size", "d_steps", "log_every", "sample_every",
+                "checkpoint_every", "keep_checkpoints", "grid_size"):
+        value = getattr(t, key)
+        _require(value >= 1, f"train.{key} must be at least 1, got {value}")
+    _require(t.steps <= 10**9, f"train.steps must be at most 1e9, got {t.steps}")
+    _require(t.batch_size <= 65536, f"train.batch_size must be at most 65536, got {t.batch_size}")
+    _require(t.d_steps <= 100, f"train.d_steps must be at most 100, got {t.d_steps}")
+    _require(t.grid_size <= 1024, f"train.grid_size must be at most 1024, got {t.grid_size}")
+    for key in ("lr_g", "lr_d"):
+        value = getattr(t, key)
+        _require(0.0 < value <= 1.0, f"train.{key} must be in (0, 1], got {value}")
+    for key in ("betas_g", "betas_d"):
+        b = getattr(t, key)
+        _require(len(b) == 2 and all(0.0 <= x < 1.0 for x in b),
+                 f"train.{key} must be two numbers in [0, 1), got {list(b)}")
+    _require(0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1), got {t.ema}")
+    _require(0 <= t.seed < 2**63, f"train.seed must be in 0..2^63-1, got {t.seed}")
+    _require(0 <= t.threads <= 1024, f"train.threads must be in 0..1024, got {t.threads}")
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """The config as a nested dict of TOML-ready values (tuples become lists)."""
+    out: dict[str, Any] = {"preset": cfg.preset}
+    for name in SECTIONS:
+        section = dataclasses.asdict(getattr(cfg, name))
+        out[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in section.items()}
+    return out
+
+
+def to_toml(cfg: Config) -> str:
+    """The config as TOML text that ``resolve(file=...)`` reads back to an equal Config."""
+    d = to_dict(cfg)
+    lines = [f"preset = {_toml_value(d['preset'])}", ""]
+    for name in SECTIONS:
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in d[name].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")  # pragma: no cover
+
+
+def load_toml_config(path: str | Path) -> Config:
+    """Read a resolved config.toml (as written by ``to_toml``) without applying any preset."""
+    return from_dict(read_toml(path))

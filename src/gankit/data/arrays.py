@@ -1,0 +1,146 @@
+"""Images stored as a numpy array in a .npy or .npz file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .base import Dataset
+
+SUFFIXES = frozenset({".npy", ".npz"})
+# How far float values may stray outside their range (rounding) before they are refused.
+_SLACK = 1e-4
+
+
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The images array and the labels array (or None) stored in `path`."""
+    try:
+        with open(path, "rb") as f:
+            loaded = np.load(f, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                return loaded, None
+            with loaded as z:
+                keys = list(z.keys())
+                candidates = [k for k in keys if k != "labels"]
+                if "images" in keys:
+                    key = "images"
+                elif len(candidates) == 1:
+                    key = candidates[0]
+                else:
+                    listed = ", ".join(repr(k) for k in keys) or "none"
+                    raise DataError(f"Array file {path} must hold an array called 'images' or a "
+                                    f"single array, but holds {listed}.")
+                images = z[key]
+                labels = z["labels"] if "labels" in keys else None
+                return images, labels
+    except DataError:
+        raise
+    except Exception as e:  # numpy, zipfile and pickle-refusal errors for damaged files
+        raise DataError(f"Array file {path} cannot be read as a numpy array without pickle "
+                        f"({type(e).__name__}: {e}).") from e
+
+
+def _layout(path: Path, shape: tuple[int, ...]) -> str:
+    """"NHW", "NHWC" or "NCHW" for an images array of this shape."""
+    if len(shape) == 3:
+        if shape[2] in (1, 3, 4) and shape[1] > 4:
+            raise DataError(f"Array file {path} holds shape {shape}, which looks like one "
+                            "(H, W, C) image; store a batch as (N, H, W) or (N, H, W, C).")
+        return "NHW"
+    if len(shape) != 4:
+        raise DataError(f"Array file {path} holds a {len(shape)}-dimensional array of shape "
+                        f"{shape}; images must be (N, H, W), (N, H, W, C) or (N, C, H, W).")
+    last, first = shape[3] in (1, 3), shape[1] in (1, 3)
+    if last and first:  # ambiguous: take the reading whose spatial dims are closest to square
+        last_square = abs(shape[1] - shape[2]) <= abs(shape[2] - shape[3])
+        return "NHWC" if last_square else "NCHW"
+    if last:
+        return "NHWC"
+    if first:
+        return "NCHW"
+    raise DataError(f"Array file {path} holds shape {shape}, but images need 1 or 3 channels "
+                    "on the second or last axis.")
+
+
+def _scale(path: Path, a: np.ndarray) -> np.ndarray:
+    """`a` as float32 in [0, 1]."""
+    kind = a.dtype.kind
+    if a.dtype == np.uint8:
+        return np.divide(a, np.float32(255.0), dtype=np.float32, order="C")
+    if kind == "b":
+        return a.astype(np.float32, order="C")
+    if kind in "iu":
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise DataError(f"Array file {path} holds {a.dtype} values from {lo} to {hi}; "
+                            "integer images must lie in 0..255 (store other data as float "
+                            "in [0, 1]).")
+        return np.divide(a, np.float32(255.0), dtype=np.float32, order="C")
+    if kind == "f":
+        x = a.astype(np.float32, order="C")
+        if not np.isfinite(x).all():
+            raise DataError(f"Array file {path} holds NaN or infinite values.")
+        lo, hi = float(x.min()), float(x.max())
+        if lo >= -_SLACK and hi <= 1 + _SLACK:
+            return np.clip(x, 0.0, 1.0, out=x)
+        if lo >= -1 - _SLACK and hi <= 1 + _SLACK:
+            x += 1.0
+            x *= 0.5
+            return np.clip(x, 0.0, 1.0, out=x)
+        raise DataError(f"Array file {path} holds float values from {lo:g} to {hi:g}; float "
+                        "images must lie in [0, 1] or [-1, 1].")
+    raise DataError(f"Array file {path} holds {a.dtype} data; images must be uint8, integers "
+                    "in 0..255, bool or float.")
+
+
+def _labels(path: Path, labels: np.ndarray, n: int) -> torch.Tensor:
+    """The labels as int64, checked to be non-negative integers, one per image."""
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"Array file {path} holds labels of type {labels.dtype}; labels must be "
+                        "integers.")
+    if labels.shape != (n,):
+        raise DataError(f"Array file {path} holds labels of shape {labels.shape} for {n} "
+                        f"images; there must be one label per image, shape ({n},).")
+    if n and int(labels.min()) < 0:
+        raise DataError(f"Array file {path} holds negative labels; labels must be 0 or more.")
+    if labels.dtype == np.uint64 and n and int(labels.max()) > np.iinfo(np.int64).max:
+        raise DataError(f"Array file {path} holds labels too large for int64.")
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def load_array(path: Path) -> Dataset:
+    """Images from a .npy file, or the 'images' (else only) array of a .npz file.
+
+    Shapes: (N, H, W) for grey, (N, H, W, C) or (N, C, H, W) with C 1 or 3 (channels-last
+    wins when both readings fit equally well). Values: uint8 and other integers in 0..255 are
+    divided by 255; bool becomes 0/1; floats must be finite and in [0, 1], or in [-1, 1], in
+    which case they are mapped to [0, 1] (any value below 0 selects this reading). An .npz
+    may hold 'labels': non-negative integers, one per image. Pickled data is never loaded.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"Array file {path} does not exist.")
+    if not path.is_file():
+        raise DataError(f"Array file {path} is not a file.")
+    if path.suffix.lower() not in SUFFIXES:
+        raise DataError(f"Array file {path} must end in .npy or .npz.")
+    if path.stat().st_size == 0:
+        raise DataError(f"Array file {path} is empty.")
+
+    images, labels = _read(path)
+    if images.dtype.kind in "OVSUcmM":
+        raise DataError(f"Array file {path} holds {images.dtype} data; images must be numbers.")
+    shape = tuple(int(s) for s in images.shape)
+    layout = _layout(path, shape)
+    if 0 in shape:
+        raise DataError(f"Array file {path} holds an empty array of shape {shape}.")
+    if layout == "NHW":
+        images = images[:, None]
+    elif layout == "NHWC":
+        images = images.transpose(0, 3, 1, 2)
+    x = torch.from_numpy(np.ascontiguousarray(_scale(path, images)))
+    y = None if labels is None else _labels(path, labels, shape[0])
+    return Dataset(images=x, labels=y, name=path.stem)

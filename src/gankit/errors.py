@@ -1,0 +1,19 @@
+"""Errors a user can cause: the command line turns each into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+
+class GankitError(Exception):
+    """Bad input from the user (files, options, data): reported as one line, exit code 2."""
+
+
+class ConfigError(GankitError):
+    """An unknown, missing or invalid configuration value."""
+
+
+class DataError(GankitError):
+    """Data that is missing, unreadable, or of the wrong shape or type."""
+
+
+class RunError(GankitError):
+    """A run directory or checkpoint that is missing, foreign or damaged."""

@@ -1,0 +1,49 @@
+"""Turning generator output into uint8 images, grids and PNG files."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .fileio import atomic_write_bytes
+
+
+def to_uint8(x: torch.Tensor, value_range: tuple[float, float]) -> np.ndarray:
+    """Images (N, C, H, W) with values in ``value_range`` as uint8 (N, H, W, C)."""
+    lo, hi = value_range
+    y = ((x.detach().float() - lo) / (hi - lo)).clamp_(0.0, 1.0).mul_(255.0).round_()
+    return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def make_grid(images: np.ndarray, nrow: int = 0, pad: int = 2) -> np.ndarray:
+    """Tile uint8 (N, H, W, C) images into one (H', W', C) image, ``nrow`` per row (0: square)."""
+    n, h, w, c = images.shape
+    cols = nrow or max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / cols))
+    out = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + k * (w + pad)
+        out[y:y + h, x:x + w] = images[i]
+    return out
+
+
+def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
+    """A uint8 (H, W, C) image, C in {1, 3}, encoded as PNG, enlarged ``scale`` times."""
+    arr = image[..., 0] if image.shape[-1] == 1 else image
+    pil = Image.fromarray(arr)
+    if scale > 1:
+        pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(image: np.ndarray, path: str | Path, scale: int = 1) -> None:
+    """Write a uint8 (H, W, C) image to ``path`` as PNG, atomically."""
+    atomic_write_bytes(path, png_bytes(image, scale))

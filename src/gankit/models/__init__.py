@@ -1,0 +1,24 @@
+"""Generator and discriminator families, built from the model config."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..config import ModelConfig
+from .mlp import MLPDiscriminator, MLPGenerator
+
+OUTPUT_RANGES: dict[str, tuple[float, float]] = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+
+
+def build(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
+    """A fresh (generator, discriminator) pair for images of shape (C, H, W)."""
+    g = MLPGenerator(cfg.latent_dim, cfg.g_hidden, image_shape, cfg.activation,
+                     cfg.leaky_slope, cfg.output)
+    d = MLPDiscriminator(image_shape, cfg.d_hidden, cfg.activation, cfg.leaky_slope,
+                         cfg.d_spectral_norm)
+    return g, d
+
+
+def output_range(cfg: ModelConfig) -> tuple[float, float]:
+    """The (low, high) range of the generator's output, which data is scaled to."""
+    return OUTPUT_RANGES[cfg.output]
