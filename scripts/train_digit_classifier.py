@@ -29,6 +29,7 @@ from gankit.metrics.digit_classifier import DigitClassifier, load_digit_classifi
 DEFAULT_OUT = (Path(__file__).resolve().parents[1] / "src" / "gankit" / "weights"
                / "digit_classifier.safetensors")
 HELD_OUT_PER_CLASS = 50
+JUNK_PER_BATCH = 12  # non-digit images added to every batch of 128 digits
 
 
 def stratified_split(labels: torch.Tensor, per_class: int, gen: torch.Generator
@@ -97,7 +98,7 @@ def junk(n: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def train(epochs: int, seed: int, batch_size: int = 128, lr: float = 3e-3,
-          junk_per_batch: int = 12) -> tuple[DigitClassifier, float]:
+          junk_per_batch: int = JUNK_PER_BATCH) -> tuple[DigitClassifier, float]:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     data = load_digits()
@@ -162,7 +163,7 @@ def main() -> None:
         "seed": str(args.seed),
         "epochs": str(args.epochs),
         "train_seconds": f"{seconds:.0f}",
-        "junk_per_batch": "12",
+        "junk_per_batch": str(JUNK_PER_BATCH),
         "torch": torch.__version__,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

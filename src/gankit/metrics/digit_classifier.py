@@ -7,6 +7,7 @@ and its 128-d penultimate features feed the Fréchet distance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 
 import torch
@@ -24,9 +25,12 @@ WEIGHTS_RESOURCE = "weights/digit_classifier.safetensors"
 
 
 class DigitClassifier(nn.Module):
-    """CNN for (N, 1, 28, 28) digits in [0, 1]: 28x28x16 -> 14x14x32 -> 7x7x64 -> 4x4x128 -> 128 -> 10.
+    """CNN for (N, 1, 28, 28) digits in [0, 1].
+
+    28x28x16 -> 14x14x32 -> 7x7x64 -> 4x4x128 (3x3 convs, batch norm, ReLU) -> 128 -> 10.
 
     ``features`` returns the 128-d penultimate activations (after ReLU); ``forward`` the logits.
+    Use the shipped weights through `load_digit_classifier`, which returns it in eval mode.
     """
 
     def __init__(self) -> None:
@@ -79,7 +83,7 @@ def load_digit_classifier() -> DigitClassifier:
     try:
         state = load_safetensors(data)
         model.load_state_dict(state, strict=True)
-    except Exception as e:  # noqa: BLE001 - any decode/shape problem means a damaged file
+    except Exception as e:  # any decode or shape problem means a damaged file
         raise RunError(f"digit classifier weights at gankit/{WEIGHTS_RESOURCE} are damaged or "
                        f"do not match the model: {e}") from e
     model.eval()
@@ -87,11 +91,15 @@ def load_digit_classifier() -> DigitClassifier:
     return model
 
 
-def _batched(model: DigitClassifier, images: torch.Tensor, batch_size: int, fn) -> torch.Tensor:
+def _batched(model: DigitClassifier, images: torch.Tensor, batch_size: int,
+             fn: Callable[[torch.Tensor], torch.Tensor], empty: torch.Tensor) -> torch.Tensor:
+    """Apply `fn` to `images` in batches in eval mode without gradients; results on the CPU."""
     if batch_size < 1:
-        raise ValueError("batch_size must be positive")
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
     if images.ndim != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
         raise ValueError(f"expected images (N, 1, 28, 28), got {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        return empty
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -101,20 +109,26 @@ def _batched(model: DigitClassifier, images: torch.Tensor, batch_size: int, fn) 
                    for i in range(0, images.shape[0], batch_size)]
     finally:
         model.train(was_training)
-    return torch.cat(out) if out else None
+    return torch.cat(out)
 
 
 def predict(images: torch.Tensor, batch_size: int = 1000,
             model: DigitClassifier | None = None) -> torch.Tensor:
-    """Predicted class ids (N,) int64 for images (N, 1, 28, 28) in [0, 1]."""
+    """Predicted class ids (N,) int64 for images (N, 1, 28, 28) in [0, 1].
+
+    Pass `model` (from `load_digit_classifier`) to avoid reloading the weights on every call.
+    """
     model = load_digit_classifier() if model is None else model
-    out = _batched(model, images, batch_size, lambda x: model(x).argmax(1))
-    return torch.empty(0, dtype=torch.int64) if out is None else out
+    return _batched(model, images, batch_size, lambda x: model(x).argmax(1),
+                    torch.empty(0, dtype=torch.int64))
 
 
 def extract_features(images: torch.Tensor, batch_size: int = 1000,
                      model: DigitClassifier | None = None) -> torch.Tensor:
-    """Penultimate features (N, 128) float32 for images (N, 1, 28, 28) in [0, 1]."""
+    """Penultimate features (N, 128) float32 for images (N, 1, 28, 28) in [0, 1].
+
+    Pass `model` (from `load_digit_classifier`) to avoid reloading the weights on every call.
+    """
     model = load_digit_classifier() if model is None else model
-    out = _batched(model, images, batch_size, model.features)
-    return torch.empty(0, FEATURE_DIM) if out is None else out
+    return _batched(model, images, batch_size, model.features,
+                    torch.empty(0, FEATURE_DIM, dtype=torch.float32))

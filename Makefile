@@ -1,0 +1,32 @@
+# gankit: `make demo` trains the classic GAN on the built-in digits; `make test` runs the checks.
+PYTHON ?= python3
+VENV   ?= .venv
+# The CPU build of PyTorch (served locally on our machines); override for another build.
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/gankit train
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks scripts
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/classic_ablation.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
