@@ -94,10 +94,6 @@ def test_encode_refuses_unknown_objects() -> None:
 
 
 def test_encode_int_and_str_keys_do_not_collide() -> None:
-    # BUG (src/gankit/training/checkpoint.py, encode): tensor names are built as f"{path}/{k}",
-    # so the keys 1 and "1" (or "a/b" and {"a": {"b": ...}}) map to the same safetensors name and
-    # the second tensor silently overwrites the first. Fix: escape keys / include the key's type
-    # in the name, or number the tensors (e.g. name = str(len(tensors))).
     state = {1: torch.tensor([1.0]), "1": torch.tensor([2.0])}
     tensors: dict[str, torch.Tensor] = {}
     back = decode(encode(state, tensors), tensors)
@@ -121,11 +117,21 @@ def test_save_then_latest(tmp_path: Path) -> None:
 
 def test_latest_picks_newest(tmp_path: Path) -> None:
     folder = tmp_path / "ckpt"
-    for step in (5, 100, 20):
+    for step in (5, 20, 100):
         save(folder, step, {"x": torch.tensor([float(step)])}, keep=5)
     assert list_steps(folder) == [5, 20, 100]
     state = latest(folder)
     assert state["step"] == 100 and torch.equal(state["x"], torch.tensor([100.0]))
+
+
+def test_saving_an_older_step_drops_the_abandoned_future(tmp_path: Path) -> None:
+    # A run that resumed from step 20 (say step 100 was damaged) continues from 20: the
+    # checkpoint of step 100 belongs to a history that no longer exists.
+    folder = tmp_path / "ckpt"
+    for step in (5, 100, 20):
+        save(folder, step, {"x": torch.tensor([float(step)])}, keep=5)
+    assert list_steps(folder) == [5, 20]
+    assert latest(folder)["step"] == 20
 
 
 def test_latest_of_nothing(tmp_path: Path) -> None:
@@ -231,12 +237,6 @@ def test_other_damage_falls_back(tmp_path: Path, damage: str) -> None:
 
 @pytest.mark.parametrize("step_value", [None, "abc", "missing"])
 def test_json_with_bad_step_falls_back(tmp_path: Path, step_value: Any) -> None:
-    # BUG (src/gankit/training/checkpoint.py, read, last lines): `int(meta["step"])` is outside
-    # any try, so a checkpoint JSON whose "step" key is missing (e.g. one flipped byte in the key
-    # name) or not a number raises a bare KeyError/TypeError/ValueError out of read() and
-    # latest() instead of RunError, so latest() does not fall back to the older checkpoint and
-    # the CLI shows a traceback. Fix: validate `isinstance(meta.get("step"), int)` next to the
-    # version check and raise RunError("checkpoint ... is damaged").
     two_checkpoints(tmp_path)
     meta_path = tmp_path / "step-000000002.json"
     meta = json.loads(meta_path.read_text())
@@ -282,14 +282,6 @@ def test_newer_version_in_older_checkpoint_is_harmless(tmp_path: Path) -> None:
 
 
 def test_just_written_checkpoint_is_never_pruned(tmp_path: Path) -> None:
-    # BUG (src/gankit/training/checkpoint.py, save, the pruning loop): pruning keeps the `keep`
-    # highest *step numbers*, not the newest files. When a run resumed from an older checkpoint
-    # (because the newest one was damaged) saves a step below the damaged one, with keep=1 the
-    # checkpoint it has just written is deleted and only the damaged one is left, so the run can
-    # no longer be loaded or resumed. Fix: never delete `step` itself, and drop checkpoints
-    # with a step above the one just written (they belong to the abandoned future), e.g.
-    # `old = [s for s in list_steps(folder) if s != step]; drop = [s for s in old if s > step]
-    #  + [s for s in old if s < step][:max(0, len([s for s in old if s < step]) - (keep - 1))]`.
     save(tmp_path, 9, {"x": torch.tensor([9.0])}, keep=1)
     flip_bytes(tmp_path / "step-000000009.safetensors", -1)
     save(tmp_path, 7, {"x": torch.tensor([7.0])}, keep=1)
@@ -320,10 +312,11 @@ def test_files_are_safetensors_and_json_without_pickle(tmp_path: Path, monkeypat
     weights = tmp_path / "step-000000004.safetensors"
     with safe_open(str(weights), framework="pt") as f:
         names = set(f.keys())
-        assert "/weights/f32" in names and "/opt/state/0/exp_avg" in names
-        assert torch.equal(f.get_tensor("/weights/f32"), state["weights"]["f32"])
-        assert torch.equal(f.get_tensor("/weights/u8"), state["weights"]["u8"])
-        assert f.get_tensor("/weights/bf16").dtype == torch.bfloat16
+        by_path = {n.split(":", 1)[1]: n for n in names}  # names are "<index>:<path>"
+        assert "/weights/f32" in by_path and "/opt/state/0/exp_avg" in by_path
+        assert torch.equal(f.get_tensor(by_path["/weights/f32"]), state["weights"]["f32"])
+        assert torch.equal(f.get_tensor(by_path["/weights/u8"]), state["weights"]["u8"])
+        assert f.get_tensor(by_path["/weights/bf16"]).dtype == torch.bfloat16
     assert len(names) == 14
     meta = json.loads((tmp_path / "step-000000004.json").read_text(encoding="utf-8"))
     assert meta["format"] == checkpoint.FORMAT and meta["version"] == checkpoint.VERSION

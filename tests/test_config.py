@@ -1,4 +1,4 @@
-"""Configuration: defaults, presets, resolution order, overrides, validation and TOML round trips."""
+"""Configuration: defaults, presets, resolve order, overrides, validation, TOML round trips."""
 
 from __future__ import annotations
 
@@ -352,9 +352,6 @@ def test_to_toml_round_trip_odd_strings(source: str) -> None:
 
 
 def test_to_toml_round_trip_delete_character() -> None:
-    # BUG (src/gankit/config.py, _toml_value): strings are written with json.dumps, which leaves
-    # U+007F (DEL) unescaped, but TOML forbids a raw DEL in a basic string, so the config.toml
-    # of such a run cannot be read back (tomllib: "Illegal character '\x7f'").
     cfg = resolve(values={"data": {"source": "del\x7fchar"}})
     assert from_dict(tomllib.loads(to_toml(cfg))) == cfg
 

@@ -1,4 +1,4 @@
-"""The fully connected generator and discriminator: shapes, exact layers, sizes, ranges, spectral norm."""
+"""The fully connected G and D: shapes, exact layers, sizes, output ranges, spectral norm."""
 
 from __future__ import annotations
 

@@ -13,14 +13,14 @@ from .config import presets, resolve
 from .errors import GankitError
 from .fileio import atomic_write
 from .images import make_grid, save_png
-from .run import default_out, load_run, resume_config, train
+from .run import check_out, default_out, load_run, prepare, resume_config
 
 
 class Parser(argparse.ArgumentParser):
     """An argument parser that reports a mistake as one line and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"gankit: error: {message}\n")
 
 
 def positive_int(text: str) -> int:
@@ -52,7 +52,8 @@ def make_parser() -> Parser:
 
     t = sub.add_parser("train", help="train a GAN into a run directory")
     t.add_argument("--config", metavar="FILE.toml", help="TOML config file")
-    t.add_argument("--preset", metavar="NAME", help=f"preset to start from ({', '.join(presets())})")
+    t.add_argument("--preset", metavar="NAME",
+                   help=f"preset to start from ({', '.join(presets())})")
     t.add_argument("--data", metavar="SPEC", help="digits, mnist, a folder of images, or .npy/.npz")
     t.add_argument("--data-dir", metavar="DIR", help="folder holding the data's files (mnist)")
     t.add_argument("--steps", type=positive_int, metavar="N", help="total generator steps")
@@ -88,8 +89,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise GankitError(f"{changed[0]} cannot change a run being resumed; "
                               "only --steps can")
         out = Path(args.out)
-        from .run import check_out
-
         check_out(out, resume=True)
         cfg = resume_config(out, args.steps)
     else:
@@ -103,16 +102,19 @@ def cmd_train(args: argparse.Namespace) -> int:
                 values["train"][key] = getattr(args, key)
         cfg = resolve(args.preset, args.config, args.set, values)
         out = Path(args.out) if args.out else default_out()
-    log = print if not args.quiet else (lambda *a, **k: None)
-    log(f"gankit: training preset '{cfg.preset}' on '{cfg.data.source}' into {out}",
-        file=sys.stderr)
+    trainer = prepare(cfg, out, resume=args.resume)
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
+    what = f"resuming at step {trainer.step}" if args.resume else "training"
+    c, h, w = trainer.image_shape
+    say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({c}x{h}x{w}) "
+        f"for {cfg.train.steps} steps into {out}")
     try:
-        trainer = train(cfg, out, resume=args.resume, progress=not args.quiet)
+        trainer.fit(progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"\ngankit: interrupted; resume with: gankit train --resume --out {out}",
               file=sys.stderr)
         return 130
-    log(f"gankit: finished at step {trainer.step}; samples in {out / 'samples'}", file=sys.stderr)
+    say(f"gankit: finished at step {trainer.step}; samples in {out / 'samples'}")
     return 0
 
 

@@ -262,10 +262,12 @@ def validate(cfg: Config) -> None:
         _require(len(widths) >= 1 and all(1 <= w <= 16384 for w in widths),
                  f"{key} must be a non-empty list of widths in 1..16384, got {list(widths)}")
     _one_of("model.activation", m.activation, ACTIVATIONS)
-    _require(0.0 <= m.leaky_slope < 1.0, f"model.leaky_slope must be in [0, 1), got {m.leaky_slope}")
+    _require(0.0 <= m.leaky_slope < 1.0,
+             f"model.leaky_slope must be in [0, 1), got {m.leaky_slope}")
     _one_of("model.output", m.output, OUTPUTS)
     _one_of("loss.name", lo.name, LOSSES)
-    _require(0.5 < lo.real_label <= 1.0, f"loss.real_label must be in (0.5, 1], got {lo.real_label}")
+    _require(0.5 < lo.real_label <= 1.0,
+             f"loss.real_label must be in (0.5, 1], got {lo.real_label}")
     for key in ("steps", "batch_size", "d_steps", "log_every", "sample_every",
                 "checkpoint_every", "keep_checkpoints", "grid_size"):
         value = getattr(t, key)
@@ -312,7 +314,7 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")  # pragma: no cover

@@ -76,9 +76,8 @@ def resume_config(out: Path, steps: int | None = None) -> Config:
     return cfg.replace(train={"steps": steps}) if steps is not None else cfg
 
 
-def train(cfg: Config, out: Path | None = None, resume: bool = False,
-          progress: bool = True) -> Trainer:
-    """Train ``cfg`` into run directory ``out`` (a new ``runs/<timestamp>`` if None).
+def prepare(cfg: Config, out: Path | None = None, resume: bool = False) -> Trainer:
+    """Check ``out``, load the data, build (or restore) the trainer and write the run directory.
 
     With ``resume`` the run in ``out`` continues from its latest checkpoint, bitwise as if it
     had never stopped; ``cfg`` is then normally ``resume_config(out, steps)``.
@@ -95,6 +94,16 @@ def train(cfg: Config, out: Path | None = None, resume: bool = False,
             raise RunError(f"checkpoint in {out} does not fit its config: {e}") from None
     _prepare(out, cfg)
     _repair_metrics(out / "metrics.jsonl", trainer.step)
+    return trainer
+
+
+def train(cfg: Config, out: Path | None = None, resume: bool = False,
+          progress: bool = True) -> Trainer:
+    """Train ``cfg`` into run directory ``out`` (a new ``runs/<timestamp>`` if None).
+
+    See ``prepare`` for ``resume``. Returns the trainer, finished.
+    """
+    trainer = prepare(cfg, out, resume)
     trainer.fit(progress=progress)
     return trainer
 

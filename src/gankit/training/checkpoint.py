@@ -32,8 +32,9 @@ class NewerFormatError(RunError):
 def encode(obj: Any, tensors: dict[str, torch.Tensor], path: str = "") -> Any:
     """A JSON-ready copy of nested dicts/lists/scalars, with tensors moved into ``tensors``."""
     if isinstance(obj, torch.Tensor):
-        tensors[path] = obj.detach().cpu().contiguous().clone()
-        return {"__tensor__": path}
+        name = f"{len(tensors)}:{path}"  # numbered: keys 1 and "1" must not collide
+        tensors[name] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": name}
     if isinstance(obj, dict):
         return {"__dict__": [[k, encode(v, tensors, f"{path}/{k}")] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
@@ -73,7 +74,11 @@ def save(folder: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     meta = {"format": FORMAT, "version": VERSION, "step": step, "weights": weights.name,
             "sha256": _sha256(weights), "state": tree}
     atomic_write_bytes(folder / f"{stem}.json", json.dumps(meta).encode())
-    for old in list_steps(folder)[:-keep]:
+    # Checkpoints after `step` belong to a future this run abandoned (it resumed from an older
+    # one); of the rest, the newest `keep` stay. The one just written is never removed.
+    older = [s for s in list_steps(folder) if s < step]
+    stale = [s for s in list_steps(folder) if s > step] + older[:max(0, len(older) - keep + 1)]
+    for old in stale:
         for suffix in (".json", ".safetensors"):
             (folder / f"step-{old:09d}{suffix}").unlink(missing_ok=True)
     return folder / f"{stem}.json"
@@ -97,6 +102,8 @@ def read(path: Path) -> dict[str, Any]:
     if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
         raise NewerFormatError(f"checkpoint {path} was written by a newer gankit "
                        f"(format {meta.get('version')}); upgrade gankit to read it")
+    if isinstance(meta.get("step"), bool) or not isinstance(meta.get("step"), int):
+        raise RunError(f"checkpoint {path} has no valid step")
     weights = path.parent / str(meta.get("weights", ""))
     if weights.parent != path.parent or not weights.is_file():
         raise RunError(f"checkpoint {path} names a missing weights file")
