@@ -1,0 +1,40 @@
+"""PacGAN mode scores: quality threshold, modes captured, reverse KL to uniform."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gankit.metrics.modes import mode_scores
+
+MEANS = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+
+
+def test_all_modes_evenly() -> None:
+    pts = np.repeat(MEANS, 25, axis=0) + 0.01
+    assert mode_scores(pts, MEANS, std=0.01) == {"high_quality": 1.0, "modes": 4, "mode_kl": 0.0}
+
+
+def test_one_mode_and_far_samples() -> None:
+    pts = np.concatenate([np.zeros((30, 2)), np.full((10, 2), 0.5)])  # 0.5,0.5 is far from all
+    s = mode_scores(pts, MEANS, std=0.05)
+    assert s["modes"] == 1 and s["high_quality"] == pytest.approx(0.75)
+    assert s["mode_kl"] == pytest.approx(math.log(4))
+
+
+def test_threshold_is_three_std_and_kl_matches_formula() -> None:
+    pts = np.array([[0.029, 0.0], [1.031, 0.0], [1.0, 1.0], [1.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    s = mode_scores(pts, MEANS, std=0.01)
+    # The second point is outside 3 std; the histogram over modes is (1, 0, 2, 2)/5.
+    assert s["high_quality"] == pytest.approx(5 / 6) and s["modes"] == 3
+    p = np.array([1, 2, 2]) / 5
+    assert s["mode_kl"] == pytest.approx(float(np.sum(p * np.log(p * 4))))
+
+
+def test_no_good_sample() -> None:
+    s = mode_scores(np.full((5, 2), 0.5), MEANS, std=0.01)
+    assert s == {"high_quality": 0.0, "modes": 0, "mode_kl": pytest.approx(math.log(4))}
+    with pytest.raises(ValueError):
+        mode_scores(np.zeros((3, 3)), MEANS, std=0.01)
