@@ -12,7 +12,7 @@ import numpy as np
 from .config import presets, resolve
 from .errors import GankitError
 from .fileio import atomic_write
-from .images import make_grid, save_png
+from .images import make_grid, points_extent, save_png, scatter
 from .run import check_out, default_out, load_run, prepare, resume_config
 
 
@@ -54,7 +54,8 @@ def make_parser() -> Parser:
     t.add_argument("--config", metavar="FILE.toml", help="TOML config file")
     t.add_argument("--preset", metavar="NAME",
                    help=f"preset to start from ({', '.join(presets())})")
-    t.add_argument("--data", metavar="SPEC", help="digits, mnist, a folder of images, or .npy/.npz")
+    t.add_argument("--data", metavar="SPEC",
+                   help="digits, mnist, ring8, grid25, a folder of images, or .npy/.npz")
     t.add_argument("--data-dir", metavar="DIR", help="folder holding the data's files (mnist)")
     t.add_argument("--steps", type=positive_int, metavar="N", help="total generator steps")
     t.add_argument("--batch-size", type=positive_int, metavar="N")
@@ -65,7 +66,7 @@ def make_parser() -> Parser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress display")
 
-    s = sub.add_parser("sample", help="generate images from a trained run")
+    s = sub.add_parser("sample", help="generate images (or 2-D points) from a trained run")
     s.add_argument("run", metavar="RUN", help="run directory")
     s.add_argument("--num", type=positive_int, required=True, metavar="N")
     s.add_argument("--out", required=True, metavar="FILE.npz|FILE.png")
@@ -105,8 +106,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = prepare(cfg, out, resume=args.resume)
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
     what = f"resuming at step {trainer.step}" if args.resume else "training"
-    c, h, w = trainer.image_shape
-    say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({c}x{h}x{w}) "
+    shape = "x".join(map(str, trainer.image_shape))
+    say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({shape}) "
         f"for {cfg.train.steps} steps into {out}")
     try:
         trainer.fit(progress=not args.quiet)
@@ -128,12 +129,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise GankitError(f"folder {out.parent} does not exist")
     run = load_run(args.run, ema=not args.no_ema)
     images = run.sample(args.num, seed=args.seed)
+    key = "images" if run.is_image else "samples"
     if suffix == ".png":
-        save_png(make_grid(images), out)
+        save_png(make_grid(images) if run.is_image else scatter(images, points_extent(images)),
+                 out)
     else:
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:
-                np.savez_compressed(f, images=images)
+                np.savez_compressed(f, **{key: images})
 
         atomic_write(out, write)
     print(f"gankit: wrote {len(images)} samples from step {run.step} to {out}", file=sys.stderr)

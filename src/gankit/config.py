@@ -24,9 +24,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ACTIVATIONS = ("leaky_relu", "relu", "elu", "gelu", "silu", "tanh")
-OUTPUTS = ("tanh", "sigmoid")
+OUTPUTS = ("tanh", "sigmoid", "linear")
 LOSSES = ("non_saturating", "minimax")
 FAMILIES = ("mlp",)
+# The preset used for a data source when none is named (else "classic").
+DEFAULT_PRESETS = {"ring8": "mixture", "grid25": "mixture"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class ModelConfig:
     d_hidden: tuple[int, ...] = (128, 128)
     activation: str = "leaky_relu"
     leaky_slope: float = 0.2
-    output: str = "tanh"  # generator output: tanh (data in [-1, 1]) or sigmoid (data in [0, 1])
+    output: str = "tanh"  # tanh (data in [-1, 1]), sigmoid (in [0, 1]) or linear (as it is)
     d_spectral_norm: bool = True
 
 
@@ -163,10 +165,10 @@ def resolve(
     """Build a validated Config from a preset, a TOML file, overrides and extra values.
 
     The preset is, in order: the ``preset`` argument, a top-level ``preset`` key in the file,
-    ``classic``.
+    the data source's default (``mixture`` for ring8/grid25), ``classic``.
     """
     user = read_toml(file) if file is not None else {}
-    name = preset or user.get("preset", "classic")
+    name = preset or user.get("preset") or _default_preset(user, overrides, values)
     if not isinstance(name, str):
         raise ConfigError("preset must be a string")
     raw = merge(preset_dict(name), {k: v for k, v in user.items() if k != "preset"})
@@ -175,6 +177,18 @@ def resolve(
     raw = merge(raw, values or {})
     raw["preset"] = name
     return from_dict(raw)
+
+
+def _default_preset(user: dict[str, Any], overrides: list[str] | tuple[str, ...],
+                    values: dict[str, Any] | None) -> str:
+    """The preset for the data source named anywhere in the input, when no preset is named."""
+    raw = merge({}, user)
+    for text in overrides:
+        raw = merge(raw, parse_override(text))
+    raw = merge(raw, values or {})
+    data = raw.get("data")
+    source = data.get("source") if isinstance(data, dict) else None
+    return DEFAULT_PRESETS.get(source, "classic") if isinstance(source, str) else "classic"
 
 
 def from_dict(raw: dict[str, Any]) -> Config:

@@ -47,3 +47,37 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
 def save_png(image: np.ndarray, path: str | Path, scale: int = 1) -> None:
     """Write a uint8 (H, W, C) image to ``path`` as PNG, atomically."""
     atomic_write_bytes(path, png_bytes(image, scale))
+
+
+def points_extent(points: torch.Tensor | np.ndarray) -> float:
+    """A half-width that frames 2-D points with a margin: 1.25 max |coordinate|, at least 1."""
+    a = np.abs(np.asarray(points, dtype=np.float64))
+    return max(1.0, 1.25 * float(a.max())) if a.size else 1.0
+
+
+def scatter(points: np.ndarray, extent: float, size: int = 320) -> np.ndarray:
+    """A uint8 (size, size, 3) scatter plot of (N, 2) points over [-extent, extent]²."""
+    from PIL import ImageDraw
+
+    pil = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(pil)
+    mid = size // 2
+    draw.line([(0, mid), (size, mid)], fill=(220, 220, 220))
+    draw.line([(mid, 0), (mid, size)], fill=(220, 220, 220))
+    p = np.asarray(points, dtype=np.float64)
+    px = (p[:, 0] / extent + 1.0) * 0.5 * (size - 1)
+    py = (1.0 - (p[:, 1] / extent + 1.0) * 0.5) * (size - 1)
+    for x, y in zip(px, py, strict=True):
+        if 0 <= x < size and 0 <= y < size:
+            draw.rectangle([x - 1, y - 1, x + 1, y + 1], fill=(31, 119, 180))
+    return np.asarray(pil)
+
+
+def sample_png(x: torch.Tensor, value_range: tuple[float, float],
+               reference: torch.Tensor | None = None) -> bytes:
+    """PNG of generator output: a grid of images (N, C, H, W) drawn at scale 2, or a scatter plot
+    of points (N, 2) framed by ``reference`` points (else by the points themselves)."""
+    if x.ndim == 4:
+        return png_bytes(make_grid(to_uint8(x, value_range)), scale=2)
+    frame = points_extent(reference if reference is not None else x.detach().cpu())
+    return png_bytes(scatter(x.detach().cpu().numpy(), frame))

@@ -123,20 +123,28 @@ class Run:
         return models.output_range(self.config.model)
 
     @torch.no_grad()
+    def generate(self, num: int, seed: int = 0) -> torch.Tensor:
+        """``num`` raw generator outputs (N, *shape) in its output range, from ``seed``."""
+        gen = torch.Generator().manual_seed(seed)
+        chunks = [torch.empty(0, *self.generator.image_shape)]
+        for start in range(0, num, 1024):
+            z = torch.randn(min(1024, num - start), self.config.model.latent_dim, generator=gen)
+            chunks.append(self.generator(z))
+        return torch.cat(chunks)
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the run generates images (else points)."""
+        return len(self.generator.image_shape) == 3
+
+    @torch.no_grad()
     def sample(self, num: int, seed: int = 0) -> np.ndarray:
-        """``num`` generated images as uint8 (N, H, W, C), reproducible from ``seed``."""
+        """``num`` generated samples, reproducible from ``seed``: images as uint8 (N, H, W, C),
+        points as float32 (N, D)."""
         from .images import to_uint8
 
-        gen = torch.Generator().manual_seed(seed)
-        chunks = []
-        for start in range(0, num, 1024):
-            n = min(1024, num - start)
-            z = torch.randn(n, self.config.model.latent_dim, generator=gen)
-            chunks.append(to_uint8(self.generator(z), self.value_range))
-        if not chunks:
-            c, h, w = self.generator.image_shape
-            return np.zeros((0, h, w, c), dtype=np.uint8)
-        return np.concatenate(chunks)
+        x = self.generate(num, seed)
+        return to_uint8(x, self.value_range) if self.is_image else x.numpy().astype(np.float32)
 
 
 def load_run(path: str | Path, ema: bool = True) -> Run:
@@ -163,8 +171,9 @@ def load_run(path: str | Path, ema: bool = True) -> Run:
     return Run(path=p, config=cfg, step=int(state["step"]), generator=g.eval())
 
 
-def _image_shape(state: dict) -> tuple[int, int, int]:
+def _image_shape(state: dict) -> tuple[int, ...]:
     shape = state.get("image_shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) for v in shape)):
-        raise RunError("checkpoint does not record the image shape")
-    return int(shape[0]), int(shape[1]), int(shape[2])
+    if not (isinstance(shape, list) and len(shape) in (1, 3)
+            and all(isinstance(v, int) for v in shape)):
+        raise RunError("checkpoint does not record the sample shape")
+    return tuple(int(v) for v in shape)

@@ -13,18 +13,22 @@ from .arrays import load_array
 from .base import Dataset
 from .digits import load_digits
 from .folder import load_folder
+from .mixtures import MIXTURES, load_mixture
 from .mnist import load_mnist
 
-BUILTIN = ("digits", "mnist")
+BUILTIN = ("digits", "mnist", *MIXTURES)
 FOLDER_SIZE = 64
 
 
 def build(cfg: DataConfig) -> Dataset:
     """Load the dataset named by ``cfg.source`` and bring it to ``cfg.size`` / ``cfg.channels``.
 
-    ``source`` is a built-in name (digits, mnist), a folder of PNG/JPEG images, or a .npy/.npz file.
+    ``source`` is a built-in name (digits, mnist, ring8, grid25), a folder of PNG/JPEG images, or
+    a .npy/.npz file.
     """
     source = cfg.source
+    if source in MIXTURES:
+        return load_mixture(source)
     if source == "digits":
         data = load_digits()
     elif source == "mnist":
@@ -43,6 +47,8 @@ def build(cfg: DataConfig) -> Dataset:
 
 def conform(data: Dataset, size: int = 0, channels: int = 0) -> Dataset:
     """Resize to ``size``×``size`` (0: keep) and convert to ``channels`` (0: keep)."""
+    if not data.is_image:
+        return data
     x = data.images
     c, h, w = data.shape
     if channels and channels != c:

@@ -22,17 +22,17 @@ def activation(name: str, leaky_slope: float) -> nn.Module:
     return table[name]()
 
 
-OUTPUT_LAYERS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+OUTPUT_LAYERS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
 
 
 class MLPGenerator(nn.Module):
-    """Maps noise (N, latent_dim) to images (N, C, H, W) in the range of its output layer."""
+    """Maps noise (N, latent_dim) to samples (N, *shape): images (C, H, W) or points (D,)."""
 
     def __init__(
         self,
         latent_dim: int,
         hidden: tuple[int, ...],
-        image_shape: tuple[int, int, int],
+        image_shape: tuple[int, ...],
         act: str = "leaky_relu",
         leaky_slope: float = 0.2,
         output: str = "tanh",
@@ -53,11 +53,11 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """Maps images (N, C, H, W) to one real-vs-generated logit each, shape (N,)."""
+    """Maps samples (N, *shape) to one real-vs-generated logit each, shape (N,)."""
 
     def __init__(
         self,
-        image_shape: tuple[int, int, int],
+        image_shape: tuple[int, ...],
         hidden: tuple[int, ...],
         act: str = "leaky_relu",
         leaky_slope: float = 0.2,

@@ -15,7 +15,8 @@ from torch import nn
 from .. import models
 from ..config import Config
 from ..data.base import Dataset
-from ..images import make_grid, save_png, to_uint8
+from ..fileio import atomic_write_bytes
+from ..images import sample_png
 from ..losses import LOSSES
 from . import checkpoint
 from .progress import Progress
@@ -175,13 +176,12 @@ class Trainer:
         return out
 
     def save_samples(self) -> Path:
-        """Write the grid of the fixed noise batch to ``samples/step-NNNNNNNNN.png``."""
+        """Write the grid (or scatter plot) of the fixed noise batch to ``samples/step-N.png``."""
         assert self.run_dir is not None
         folder = self.run_dir / "samples"
         folder.mkdir(exist_ok=True)
-        images = to_uint8(self.generate(self.fixed_z), self.value_range)
         path = folder / f"step-{self.step:09d}.png"
-        save_png(make_grid(images), path, scale=2)
+        atomic_write_bytes(path, sample_png(self.generate(self.fixed_z), self.value_range, self.x))
         return path
 
     def state(self) -> dict[str, Any]:
