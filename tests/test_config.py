@@ -274,7 +274,7 @@ def test_int_accepted_for_float() -> None:
         ("model.leaky_slope=-0.2", "model.leaky_slope"),
         # unknown names
         ("model.activation=swish", "model.activation"),
-        ("model.output=linear", "model.output"),
+        ("model.output=softplus", "model.output"),
         ("loss.name=wgan", "loss.name"),
         ("model.family=dcgan", "model.family"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -63,6 +64,8 @@ def make_parser() -> Parser:
     t.add_argument("--out", metavar="DIR", help="run directory (default: runs/<timestamp>)")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value (repeatable)")
+    t.add_argument("--eval-every", type=natural_int, metavar="N",
+                   help="compute quality metrics every N steps into metrics.jsonl (0 = off)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress display")
 
@@ -72,6 +75,22 @@ def make_parser() -> Parser:
     s.add_argument("--out", required=True, metavar="FILE.npz|FILE.png")
     s.add_argument("--seed", type=natural_int, default=0, metavar="N")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its average")
+
+    e = sub.add_parser("eval", help="quality metrics of a run or of a file of samples")
+    e.add_argument("source", metavar="RUN|FILE.npz", help="run directory or .npz/.npy samples")
+    e.add_argument("--data", metavar="SPEC",
+                   help="data to compare with (default: the run's data; digits for a file)")
+    e.add_argument("--data-dir", metavar="DIR", help="folder holding the data's files (mnist)")
+    e.add_argument("--num", type=positive_int, default=2500, metavar="N",
+                   help="samples to generate, or to use from the file at most (default 2500)")
+    e.add_argument("--extractor", default="", metavar="NAME",
+                   help="feature extractor (default: digits for 28x28 grayscale, else inception)")
+    e.add_argument("--seed", type=natural_int, default=0, metavar="N")
+    e.add_argument("--json", action="store_true", help="print one JSON line")
+
+    r = sub.add_parser("report", help="write report.html for a run")
+    r.add_argument("run", metavar="RUN", help="run directory")
+    r.add_argument("--out", metavar="FILE.html", help="where to write (default: RUN/report.html)")
 
     sub.add_parser("presets", help="list the shipped presets")
     return parser
@@ -85,6 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         changed = [flag for flag, value in (("--config", args.config), ("--preset", args.preset),
                    ("--data", args.data), ("--data-dir", args.data_dir),
                    ("--batch-size", args.batch_size), ("--seed", args.seed),
+                   ("--eval-every", args.eval_every),
                    ("--set", args.set or None)) if value is not None]
         if changed:
             raise GankitError(f"{changed[0]} cannot change a run being resumed; "
@@ -93,7 +113,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_out(out, resume=True)
         cfg = resume_config(out, args.steps)
     else:
-        values: dict = {"data": {}, "train": {}}
+        values: dict = {"data": {}, "train": {}, "eval": {}}
+        if args.eval_every is not None:
+            values["eval"]["every"] = args.eval_every
         if args.data is not None:
             values["data"]["source"] = args.data
         if args.data_dir is not None:
@@ -143,6 +165,25 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``gankit eval``."""
+    from .evaluation import evaluate_source, format_scores
+
+    scores = evaluate_source(Path(args.source), data=args.data, data_dir=args.data_dir,
+                             num=args.num, extractor=args.extractor, seed=args.seed)
+    print(json.dumps(scores) if args.json else format_scores(scores))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``gankit report``."""
+    from .report import write_report
+
+    path = write_report(Path(args.run), Path(args.out) if args.out else None)
+    print(f"gankit: wrote {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     """``gankit presets``."""
     for name in presets():
@@ -150,7 +191,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "presets": cmd_presets}
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "report": cmd_report,
+            "presets": cmd_presets}
 
 
 def main(argv: list[str] | None = None) -> int:

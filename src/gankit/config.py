@@ -86,6 +86,16 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """Quality metrics during training (see gankit.metrics.evaluate)."""
+
+    every: int = 0  # evaluate every N steps and at the end; 0 = never
+    num: int = 2500  # generated samples per evaluation (from a fixed noise batch)
+    extractor: str = ""  # feature extractor; "" = digits for 28x28 grayscale, else inception
+    main: str = ""  # metric that picks the best checkpoint; "" = fd (images), modes (points)
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, validated run configuration."""
 
@@ -93,6 +103,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     preset: str = "classic"
 
     def replace(self, **sections: Any) -> Config:
@@ -102,7 +113,11 @@ class Config:
 
 SECTIONS: dict[str, type] = {
     "data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig,
+    "eval": EvalConfig,
 }
+# Metrics that may rank checkpoints (eval.main); their direction is in gankit.metrics.evaluate.
+MAIN_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "is", "classes",
+                "class_kl", "high_quality", "modes", "mode_kl")
 
 
 def presets() -> list[str]:
@@ -300,6 +315,11 @@ def validate(cfg: Config) -> None:
     _require(0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1), got {t.ema}")
     _require(0 <= t.seed < 2**63, f"train.seed must be in 0..2^63-1, got {t.seed}")
     _require(0 <= t.threads <= 1024, f"train.threads must be in 0..1024, got {t.threads}")
+    e = cfg.eval
+    _require(0 <= e.every <= 10**9, f"eval.every must be 0 (off) or a step count, got {e.every}")
+    _require(10 <= e.num <= 100_000, f"eval.num must be in 10..100000, got {e.num}")
+    _require(e.main == "" or e.main in MAIN_METRICS,
+             f"eval.main must be one of {', '.join(MAIN_METRICS)}, got '{e.main}'")
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

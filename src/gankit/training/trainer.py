@@ -19,6 +19,7 @@ from ..fileio import atomic_write_bytes
 from ..images import sample_png
 from ..losses import LOSSES
 from . import checkpoint
+from .evaluation import Evaluator
 from .progress import Progress
 
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
@@ -61,6 +62,7 @@ class Trainer:
         self.gen_noise = torch.Generator().manual_seed(noise_seed)
         self.fixed_z = torch.randn(t.grid_size, m.latent_dim,
                                    generator=torch.Generator().manual_seed(fixed_seed))
+        self.evaluator = Evaluator(cfg, data, derive_seeds(t.seed, 5)[4])
         self.step = 0
         self._acc = torch.zeros(len(STAT_NAMES))
         self._acc_steps = 0
@@ -132,6 +134,8 @@ class Trainer:
                     bar.update(self.step, self._log())
                 if self.run_dir is not None and (self.step % t.sample_every == 0 or last):
                     self.save_samples()
+                if self.run_dir is not None and self.evaluator.due(self.step, last):
+                    self.evaluator(self)
                 if self.run_dir is not None and (self.step % t.checkpoint_every == 0 or last):
                     self.save_checkpoint()
         except KeyboardInterrupt:

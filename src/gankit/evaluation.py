@@ -1,0 +1,74 @@
+"""``gankit eval``: metrics of a run's generator or of a file of samples against a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import data as data_sources
+from .config import DataConfig
+from .data.arrays import load_array
+from .errors import DataError
+from .metrics.evaluate import evaluate as evaluate_samples
+from .metrics.evaluate import reference
+from .run import is_run, load_run
+
+
+def load_samples(path: Path, num: int) -> torch.Tensor:
+    """At most ``num`` samples from a file: ``samples`` points (N, D), else images in [0, 1]."""
+    if path.suffix.lower() == ".npz" and path.is_file():
+        try:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+                points = z["samples"] if "samples" in z.files else None
+        except Exception:  # a damaged archive: load_array below reports it as a DataError
+            points = None
+        if points is not None:
+            if points.ndim != 2 or points.dtype.kind != "f":
+                raise DataError(f"{path}: 'samples' must be float points (N, D), got "
+                                f"{points.dtype} {points.shape}")
+            return torch.from_numpy(points[:num].astype(np.float32))
+    return load_array(path).images[:num]
+
+
+def evaluate_source(source: Path, data: str | None = None, data_dir: str | None = None,
+                    num: int = 2500, extractor: str = "", seed: int = 0) -> dict[str, Any]:
+    """Metrics of a run (``num`` fresh samples from its EMA generator) or of a samples file.
+
+    ``data`` is the dataset to compare with: by default the run's own, or digits for a file.
+    """
+    if source.is_dir() or is_run(source):
+        run = load_run(source)
+        x = run.generate(num, seed)
+        if run.is_image:
+            lo, hi = run.value_range
+            x = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+        cfg = run.config.data
+        extractor = extractor or run.config.eval.extractor
+        head: dict[str, Any] = {"source": str(source), "step": run.step}
+    else:
+        x = load_samples(source, num)
+        if x.ndim == 2 and data is None:
+            raise DataError(f"{source} holds 2-D points: name the mixture with --data "
+                            "(ring8 or grid25)")
+        cfg = DataConfig()
+        head = {"source": str(source)}
+    if data is not None:
+        cfg = DataConfig(source=data, dir=data_dir or "")
+    elif data_dir is not None:
+        cfg = DataConfig(source=cfg.source, dir=data_dir)
+    dataset = data_sources.build(cfg)
+    ref = reference(dataset, extractor)
+    scores = evaluate_samples(x, ref, seed=seed)
+    name = ref.extractor.name if ref.extractor is not None else "mixture"
+    return {**head, "data": cfg.source, "features": name, "num": int(x.shape[0]),
+            **{k: round(float(v), 6) if isinstance(v, float) else v for k, v in scores.items()}}
+
+
+def format_scores(scores: dict[str, Any]) -> str:
+    """A two-column table of the scores, one per line."""
+    width = max(len(k) for k in scores)
+    return "\n".join(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}"
+                     for k, v in scores.items())

@@ -1,0 +1,92 @@
+"""Quality tracking during training: score a fixed noise batch, log it, keep the best checkpoint.
+
+Evaluation draws on its own random generator and never touches the training state, so a run with
+evaluation resumes exactly like one without.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import Config
+from ..data.base import Dataset
+from ..metrics.evaluate import Reference, evaluate, is_better, reference
+from . import checkpoint
+
+BEST = "best"  # checkpoints/best/: the best checkpoint by the main metric
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON records of a metrics.jsonl file (torn lines skipped; [] when missing)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
+class Evaluator:
+    """Scores the sampling generator every ``eval.every`` steps; built lazily on first use."""
+
+    def __init__(self, cfg: Config, data: Dataset, seed: int) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.z = torch.randn(cfg.eval.num, cfg.model.latent_dim,
+                             generator=torch.Generator().manual_seed(seed))
+        self._ref: Reference | None = None
+        self._best: dict[str, float] | None = None
+
+    def due(self, step: int, last: bool) -> bool:
+        """Whether to evaluate at ``step``."""
+        every = self.cfg.eval.every
+        return every > 0 and (step % every == 0 or last)
+
+    @property
+    def ref(self) -> Reference:
+        """The reference statistics of the training data (computed once)."""
+        if self._ref is None:
+            self._ref = reference(self.data, self.cfg.eval.extractor)
+        return self._ref
+
+    @property
+    def main(self) -> str:
+        """The metric that ranks checkpoints."""
+        return self.cfg.eval.main or self.ref.main
+
+    def score(self, samples: torch.Tensor, value_range: tuple[float, float]) -> dict[str, float]:
+        """Metrics of generator output ``samples`` (images are brought to [0, 1])."""
+        if samples.ndim == 4:
+            lo, hi = value_range
+            samples = ((samples - lo) / (hi - lo)).clamp(0.0, 1.0)
+        return evaluate(samples, self.ref)
+
+    def __call__(self, trainer: Any) -> dict[str, Any]:
+        """Score ``trainer`` now, append the record to metrics.jsonl, save a new best checkpoint."""
+        scores = self.score(trainer.generate(self.z), trainer.value_range)
+        record: dict[str, Any] = {"step": trainer.step, "time": time.time()}
+        record.update({k: round(float(v), 6) for k, v in scores.items()})
+        run_dir: Path | None = trainer.run_dir
+        if run_dir is None:
+            return record
+        if self._best is None:  # on (re)start: the best of the evaluations logged so far
+            for old in read_records(run_dir / "metrics.jsonl"):
+                if old.get("step", 0) < trainer.step and is_better(old, self._best, self.main):
+                    self._best = old
+        if is_better(record, self._best, self.main):
+            self._best = record
+            record["best"] = True
+            checkpoint.save(run_dir / "checkpoints" / BEST, trainer.step, trainer.state(), keep=1)
+        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        return record
