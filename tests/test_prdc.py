@@ -63,3 +63,10 @@ def test_mode_dropping_hurts_recall_not_precision() -> None:
     p, r = precision_recall(real, half)
     _, coverage = density_coverage(real, half)
     assert p > 0.9 and 0.4 < r < 0.6 and 0.4 < coverage < 0.6
+
+
+def test_precomputed_radii_give_the_same_result() -> None:
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(50, 3)), rng.normal(size=(40, 3))
+    assert precision_recall(real, fake, 3, knn_radii(real, 3)) == precision_recall(real, fake)
+    assert density_coverage(real, fake, 5, knn_radii(real, 5)) == density_coverage(real, fake)

@@ -20,7 +20,7 @@ from .extractors import Extractor, default_extractor, get_extractor
 from .frechet import frechet_distance
 from .kid import kernel_distance
 from .modes import mode_scores
-from .prdc import density_coverage, precision_recall
+from .prdc import density_coverage, knn_radii, precision_recall
 from .score import inception_score
 
 # Whether a metric is better low or high. "fd" is FID when the extractor is inception.
@@ -41,6 +41,7 @@ class Reference:
     shape: tuple[int, ...]
     extractor: Extractor | None = None
     features: np.ndarray | None = None
+    radii: dict[int, np.ndarray] | None = None  # k -> k-NN radii of the features (k = 3, 5)
     classes: np.ndarray | None = None  # the extractor's predicted classes for the data
     num_classes: int = 0
     mixture: Mixture | None = None
@@ -62,7 +63,9 @@ def reference(data: Dataset, extractor: str = "", seed: int = 0) -> Reference:
     if len(x) > REFERENCE_MAX:
         x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:REFERENCE_MAX]]
     probs = ext.probs(x)
-    return Reference(shape=data.shape, extractor=ext, features=ext.features(x).numpy(),
+    feats = ext.features(x).numpy()
+    return Reference(shape=data.shape, extractor=ext, features=feats,
+                     radii={k: knn_radii(feats, k) for k in (3, 5)},
                      classes=None if probs is None else probs.argmax(1).numpy(),
                      num_classes=0 if probs is None else int(probs.shape[1]))
 
@@ -84,8 +87,9 @@ def evaluate(samples: torch.Tensor, ref: Reference, seed: int = 0) -> dict[str, 
     feats = ref.extractor.features(samples).numpy()
     out: dict[str, float] = {"fd": frechet_distance(ref.features, feats)}
     out["kid"], out["kid_std"] = kernel_distance(ref.features, feats, seed=seed)
-    out["precision"], out["recall"] = precision_recall(ref.features, feats, k=3)
-    out["density"], out["coverage"] = density_coverage(ref.features, feats, k=5)
+    radii = ref.radii or {}
+    out["precision"], out["recall"] = precision_recall(ref.features, feats, 3, radii.get(3))
+    out["density"], out["coverage"] = density_coverage(ref.features, feats, 5, radii.get(5))
     probs = ref.extractor.probs(samples)
     if probs is not None and ref.classes is not None:
         out["is"], out["is_std"] = inception_score(probs)
@@ -96,8 +100,10 @@ def evaluate(samples: torch.Tensor, ref: Reference, seed: int = 0) -> dict[str, 
 
 def is_better(new: dict[str, float], old: dict[str, float] | None, main: str) -> bool:
     """Whether scores ``new`` beat ``old`` on ``main`` (ties broken by TIEBREAK)."""
+    if main not in new:
+        return False
     if old is None or main not in old:
-        return main in new
+        return True
     for key in (main, TIEBREAK.get(main)):
         if key is None or new.get(key) == old.get(key):
             continue

@@ -46,19 +46,23 @@ def _ball_counts(points: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> 
 
 
 def precision_recall(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray,
-                     k: int = 3) -> tuple[float, float]:
-    """(precision, recall): the share of fake samples inside the real manifold, and vice versa."""
+                     k: int = 3, real_radii: np.ndarray | None = None) -> tuple[float, float]:
+    """(precision, recall): the share of fake samples inside the real manifold, and vice versa.
+
+    ``real_radii`` may pass ``knn_radii(real, k)`` computed once for many comparisons.
+    """
     r, f = _as_features(real), _as_features(fake)
-    precision = float((_ball_counts(f, r, knn_radii(r, k)) > 0).mean())
+    radii = knn_radii(r, k) if real_radii is None else real_radii
+    precision = float((_ball_counts(f, r, radii) > 0).mean())
     recall = float((_ball_counts(r, f, knn_radii(f, k)) > 0).mean())
     return precision, recall
 
 
 def density_coverage(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray,
-                     k: int = 5) -> tuple[float, float]:
+                     k: int = 5, real_radii: np.ndarray | None = None) -> tuple[float, float]:
     """(density, coverage): mean real balls per fake sample / k; share of real balls hit."""
     r, f = _as_features(real), _as_features(fake)
-    radii = knn_radii(r, k)
+    radii = knn_radii(r, k) if real_radii is None else real_radii
     density = float(_ball_counts(f, r, radii).mean() / k)
     nearest = np.empty(r.shape[0])
     for s in range(0, r.shape[0], CHUNK):

@@ -75,7 +75,7 @@ class Evaluator:
         """Score ``trainer`` now, append the record to metrics.jsonl, save a new best checkpoint."""
         scores = self.score(trainer.generate(self.z), trainer.value_range)
         record: dict[str, Any] = {"step": trainer.step, "time": time.time()}
-        record.update({k: round(float(v), 6) for k, v in scores.items()})
+        record.update({k: round(v, 6) if isinstance(v, float) else v for k, v in scores.items()})
         run_dir: Path | None = trainer.run_dir
         if run_dir is None:
             return record
