@@ -359,7 +359,7 @@ def test_to_toml_round_trip_delete_character() -> None:
 def test_to_dict_lists_not_tuples() -> None:
     d = to_dict(resolve())
     assert d["model"]["g_hidden"] == [128, 128] and d["train"]["betas_g"] == [0.5, 0.999]
-    assert set(d) == {"preset", "data", "model", "loss", "train"}
+    assert set(d) == {"preset", "data", "model", "loss", "train", "eval"}
 
 
 def test_from_dict_empty_is_defaults() -> None:
@@ -430,3 +430,12 @@ def test_configs_are_frozen_and_hashable() -> None:
         cfg.train.steps = 5  # type: ignore[misc]
     assert hash(cfg) == hash(resolve())
     assert isinstance(cfg.train, TrainConfig)
+
+
+def test_eval_section() -> None:
+    cfg = resolve(overrides=["eval.every=100", "eval.main=kid"])
+    assert cfg.eval.every == 100 and cfg.eval.main == "kid" and cfg.eval.num == 2500
+    assert from_dict(tomllib.loads(to_toml(cfg))) == cfg
+    for bad in ("eval.every=-1", "eval.num=5", "eval.main=fid"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            resolve(overrides=[bad])
