@@ -1,0 +1,191 @@
+"""Training speed: gankit's trainer against the textbook eager PyTorch loop, side by side.
+
+In one process, for each case (preset, batch size), a reference loop and gankit's trainer train the
+same model on the same data, alternating several timed repeats; the table gives the medians.
+The reference is the loop tutorials write: random indexing into an in-memory tensor, two Adam
+optimizers, BCE-with-logits, D on real and on fake.detach(), then G through D, `.item()` on both
+losses every step (for `classic`, its stabilisers written the plain way: spectral norm, tanh
+output, EMA of G). Peak memory is the process's peak resident set during the repeat (VmHWM, reset
+before each). FLOPs per step are counted from the operators' shapes (torch's FlopCounterMode) and
+reported against a large matmul measured in the same run.
+
+    python benchmarks/speed.py                       # the full table
+    python benchmarks/speed.py --cases classic:128 --repeats 3 --seconds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from gankit import load_data, presets, resolve
+from gankit.training.trainer import Trainer
+
+DEFAULT_CASES = ["seed:64", "seed:128", "seed:512", "classic:64", "classic:128", "classic:512",
+                 "dcgan:64", "dcgan:128"]
+
+
+def reset_peak_rss() -> None:
+    """Reset this process's peak resident set size (Linux; no-op elsewhere)."""
+    try:
+        Path(f"/proc/{os.getpid()}/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size since the last reset, in MiB (0 if unknown)."""
+    try:
+        for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0) -> float:
+    """Achieved GFLOP/s of an n×n matmul in ``dtype``."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    a @ b
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - t0) / 1e9
+
+
+class ReferenceLoop:
+    """The textbook eager loop for a gankit config's model (its stabilisers written plainly)."""
+
+    def __init__(self, cfg, data, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        # The same networks as gankit builds (same layers, same init), trained the plain way.
+        proto = Trainer(cfg, data)
+        self.G, self.D = proto.G, proto.D
+        self.x = proto.x
+        self.cfg = cfg
+        t = cfg.train
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=tuple(t.betas_g))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=tuple(t.betas_d))
+        self.ema = copy.deepcopy(self.G) if t.ema > 0 else None
+
+    def train_step(self) -> None:
+        """One D step then one G step, as tutorials write them."""
+        b, zdim = self.cfg.train.batch_size, self.cfg.model.latent_dim
+        real = self.x[torch.randint(0, self.x.shape[0], (b,))]
+        ones, zeros = torch.ones(b), torch.zeros(b)
+        fake = self.G(torch.randn(b, zdim))
+        d_loss = (F.binary_cross_entropy_with_logits(self.D(real), ones)
+                  + F.binary_cross_entropy_with_logits(self.D(fake.detach()), zeros))
+        self.opt_d.zero_grad()
+        d_loss.backward()
+        self.opt_d.step()
+        g_loss = F.binary_cross_entropy_with_logits(self.D(fake), ones)
+        self.opt_g.zero_grad()
+        g_loss.backward()
+        self.opt_g.step()
+        if self.ema is not None:
+            decay = self.cfg.train.ema
+            with torch.no_grad():
+                for pe, p in zip(self.ema.parameters(), self.G.parameters(), strict=True):
+                    pe.mul_(decay).add_(p, alpha=1 - decay)
+        d_loss.item()
+        g_loss.item()
+
+
+def flops_per_step(step: Callable[[], None]) -> int:
+    """Floating-point operations of one call of ``step`` (matmuls and convolutions)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
+def time_steps(step: Callable[[], None], seconds: float) -> tuple[float, float]:
+    """(ms per step, peak RSS MiB) over about ``seconds`` of steps, after a short warm-up."""
+    for _ in range(3):
+        step()
+    reset_peak_rss()
+    count, t0 = 0, time.perf_counter()
+    while True:
+        step()
+        count += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds and count >= 5:
+            break
+    return 1000 * elapsed / count, peak_rss_mb()
+
+
+def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: list[str],
+             peak: float) -> dict:
+    """Alternate reference and gankit for one case; medians of the repeats."""
+    cfg = resolve(preset, overrides=overrides, values={"train": {"batch_size": batch}})
+    data = load_data(cfg.data)
+    ref = ReferenceLoop(cfg, data)
+    ours = Trainer(cfg, data)
+    flops = flops_per_step(ours.train_step)
+    ms = {"ref": [], "ours": []}
+    mem = {"ref": [], "ours": []}
+    for _ in range(repeats):
+        for name, loop in (("ref", ref), ("ours", ours)):
+            t, m = time_steps(loop.train_step, seconds)
+            ms[name].append(t)
+            mem[name].append(m)
+    out = {"case": f"{preset}:{batch}", "flops": flops}
+    for name in ("ref", "ours"):
+        out[f"{name}_ms"] = statistics.median(ms[name])
+        out[f"{name}_ips"] = batch * 1000 / out[f"{name}_ms"]
+        out[f"{name}_mem"] = max(mem[name])
+    out["ratio"] = out["ours_ips"] / out["ref_ips"]
+    out["peak_frac"] = flops / (out["ours_ms"] / 1000) / 1e9 / peak
+    return out
+
+
+def main() -> None:
+    """Print the machine's matmul peak and the speed table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="PRESET:BATCH ...")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=3.0, help="per timed repeat")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--set", action="append", default=[], help="config override for gankit")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    peak32 = matmul_peak(torch.float32)
+    line = f"matmul peak (2048², measured): fp32 {peak32:.1f} GFLOP/s"
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        line += f", bf16 {matmul_peak(torch.bfloat16):.1f} GFLOP/s"
+    print(line)
+    header = (f"{'case':12s} {'MFLOP/step':>10s} {'ref ms':>8s} {'ref img/s':>10s} "
+              f"{'ref MiB':>8s} {'gankit ms':>9s} {'gankit img/s':>12s} {'gankit MiB':>10s} "
+              f"{'ratio':>6s} {'% fp32 peak':>11s}")
+    print(header)
+    available = set(presets())
+    for case in args.cases:
+        preset, _, batch = case.partition(":")
+        if preset not in available:
+            print(f"{case:12s} skipped: no preset '{preset}'")
+            continue
+        r = run_case(preset, int(batch), args.repeats, args.seconds, args.set, peak32)
+        print(f"{r['case']:12s} {r['flops'] / 1e6:10.1f} {r['ref_ms']:8.2f} {r['ref_ips']:10.0f} "
+              f"{r['ref_mem']:8.0f} {r['ours_ms']:9.2f} {r['ours_ips']:12.0f} "
+              f"{r['ours_mem']:10.0f} {r['ratio']:5.2f}x {100 * r['peak_frac']:10.1f}%",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
