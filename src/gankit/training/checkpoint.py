@@ -82,6 +82,11 @@ def save(folder: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     for old in stale:
         for suffix in (".json", ".safetensors"):
             (folder / f"step-{old:09d}{suffix}").unlink(missing_ok=True)
+    # Weights whose state file is gone (a crash between the two unlinks above) are dead weight.
+    live = {f"step-{s:09d}.safetensors" for s in list_steps(folder)}
+    for p in folder.glob("step-*.safetensors"):
+        if p.name not in live:
+            p.unlink(missing_ok=True)
     return folder / f"{stem}.json"
 
 
