@@ -25,9 +25,11 @@ lint: setup
 test: lint
 	$(BIN)/python -m pytest -q
 
-# The kill loop at full strength: 20 SIGKILLs of real `gankit train` processes, 20 of forks.
+# Full strength: 20 SIGKILLs of real `gankit train` processes and 20 of forks; 1000 examples
+# per property-based test.
 stress: setup
 	GANKIT_KILLS=20 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -s tests/test_crash.py -k kill_loop
+	GANKIT_EXAMPLES=1000 $(BIN)/python -m pytest -q tests/test_properties.py
 
 bench: setup
 	$(BIN)/python benchmarks/classic_ablation.py
