@@ -185,6 +185,14 @@ def test_random_idx_files(raw: bytes, magic: bool) -> None:
         assert a.ndim == raw[3] and a.dtype.isnative
 
 
+def test_huge_float64_is_out_of_range_not_infinite() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "a.npy"
+        np.save(path, np.full((2, 4, 4), 1e300))
+        with pytest.raises(DataError, match="from 1e"):
+            load_array(path)
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_floats_refused(bad: float) -> None:
     with tempfile.TemporaryDirectory() as d:

@@ -84,6 +84,24 @@ class Guard:
         if self.cfg.enabled:
             self._start = copy.deepcopy(trainer.state()) | {"step": trainer.step}
 
+    def watch(self, trainer: Trainer, record: dict[str, Any] | None) -> str | None:
+        """Check the statistics just logged (None: only the weights); on trouble, recover.
+
+        Returns a one-line account of the rollback, or None when all is well.
+        """
+        if not self.cfg.enabled:
+            return None
+        if record is not None:
+            trouble = self.check(trainer, record)
+        else:
+            trouble = None if weights_finite(trainer) else ("non_finite", "weights")
+        if trouble is None:
+            return None
+        e = self.recover(trainer, *trouble)
+        return (f"{e['reason']} at step {e['step']} ({e['detail']}); rolled back to step "
+                f"{e['rollback_to']}, lr_g {e['lr_g']:.3g}, lr_d {e['lr_d']:.3g} "
+                f"(retry {e['retry']} of {e['max_retries']})")
+
     def check(self, trainer: Trainer, record: dict[str, Any]) -> tuple[str, str] | None:
         """``(reason, detail)`` if the statistics just logged show trouble, else None."""
         if not self.cfg.enabled:

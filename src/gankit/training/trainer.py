@@ -134,15 +134,13 @@ class Trainer:
                 last = self.step == t.steps
                 if self.step % t.log_every == 0 or last:
                     record = self._log()
-                    if trouble := self.guard.check(self, record):
-                        bar.message(f"gankit: {self._recover(*trouble)}")
+                    if self._rolled_back(record, bar):
                         continue
                     bar.update(self.step, record)
                 if self.run_dir is not None and (self.step % t.sample_every == 0 or last):
                     self.save_samples()
                 if self.run_dir is not None and (self.step % t.checkpoint_every == 0 or last):
-                    if self.guard.cfg.enabled and not weights_finite(self):
-                        bar.message(f"gankit: {self._recover('non_finite', 'weights')}")
+                    if self._rolled_back(None, bar):  # never checkpoint broken weights
                         continue
                     self.save_checkpoint()
                 if self.stop_requested:
@@ -158,12 +156,14 @@ class Trainer:
         """Ask ``fit`` to stop cleanly at the end of the current step (signal-handler safe)."""
         self.stop_requested = True
 
-    def _recover(self, reason: str, detail: str) -> str:
-        event = self.guard.recover(self, reason, detail)
+    def _rolled_back(self, record: dict[str, Any] | None, bar: Progress) -> bool:
+        """Let the guard check (see ``Guard.watch``); True when it rolled the run back."""
+        message = self.guard.watch(self, record)
+        if message is None:
+            return False
+        bar.message(f"gankit: {message}")
         self._clock = (time.perf_counter(), self.step)
-        return (f"{reason} at step {event['step']} ({detail}); rolled back to step "
-                f"{event['rollback_to']}, lr_g {event['lr_g']:.3g}, lr_d {event['lr_d']:.3g} "
-                f"(retry {event['retry']} of {event['max_retries']})")
+        return True
 
     def _log(self) -> dict[str, Any]:
         now = time.perf_counter()
