@@ -5,7 +5,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench stress clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,12 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# Full strength: 20 SIGKILLs of real `gankit train` processes and 20 of forks; 1000 examples
+# per property-based test.
+stress: setup
+	GANKIT_KILLS=20 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -s tests/test_crash.py -k kill_loop
+	GANKIT_EXAMPLES=1000 $(BIN)/python -m pytest -q tests/test_properties.py
 
 bench: setup
 	$(BIN)/python benchmarks/classic_ablation.py

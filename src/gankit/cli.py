@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -11,10 +12,11 @@ from typing import NoReturn
 import numpy as np
 
 from .config import presets, resolve
-from .errors import GankitError
+from .errors import DivergedError, GankitError
 from .fileio import atomic_write
 from .images import make_grid, points_extent, save_png, scatter
 from .run import check_out, default_out, load_run, prepare, resume_config
+from .training.signals import stop_on_signals
 
 
 class Parser(argparse.ArgumentParser):
@@ -131,12 +133,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     shape = "x".join(map(str, trainer.image_shape))
     say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({shape}) "
         f"for {cfg.train.steps} steps into {out}")
-    try:
-        trainer.fit(progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(f"\ngankit: interrupted; resume with: gankit train --resume --out {out}",
-              file=sys.stderr)
-        return 130
+    with stop_on_signals(trainer) as caught:
+        try:
+            trainer.fit(progress=not args.quiet)
+        except KeyboardInterrupt:
+            name = caught.name or "SIGINT"
+            saved = f"checkpoint saved at step {trainer.step}; " if trainer.step else ""
+            print(f"\ngankit: stopped by {name}; {saved}resume with: "
+                  f"gankit train --resume --out {out}", file=sys.stderr)
+            return 128 + int(getattr(signal, name))
     say(f"gankit: finished at step {trainer.step}; samples in {out / 'samples'}")
     return 0
 
@@ -196,10 +201,16 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "report"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run a command; user errors become one line on stderr and exit code 2."""
+    """Entry point: run a command; user errors become one line on stderr and exit code 2.
+
+    A run that diverged beyond recovery also ends with one line, and exit code 3.
+    """
     args = make_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except DivergedError as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return 3
     except GankitError as e:
         print(f"gankit: error: {e}", file=sys.stderr)
         return 2

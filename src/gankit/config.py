@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .untrusted import refuse_pickle
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -96,6 +97,19 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class GuardConfig:
+    """Divergence detection (at each log step) and recovery by rollback to the last checkpoint."""
+
+    enabled: bool = True
+    max_retries: int = 3  # rollbacks before training stops with a report
+    lr_factor: float = 0.5  # both learning rates are multiplied by this at each rollback
+    grad_norm_max: float = 1e4  # a gradient norm above this is an explosion; 0 = unchecked
+    loss_max: float = 1e5  # a mean |loss| above this is an explosion; 0 = unchecked
+    collapse_steps: int = 2000  # steps D may look perfect (see collapse_margin); 0 = unchecked
+    collapse_margin: float = 0.01  # D(x) >= 1 - margin with D(G(z)) <= margin looks perfect
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, validated run configuration."""
 
@@ -104,6 +118,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
     preset: str = "classic"
 
     def replace(self, **sections: Any) -> Config:
@@ -114,6 +129,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig,
     "eval": EvalConfig,
+    "guard": GuardConfig,
 }
 # Metrics that may rank checkpoints (eval.main); their direction is in gankit.metrics.evaluate.
 MAIN_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "is", "classes",
@@ -137,6 +153,7 @@ def preset_dict(name: str) -> dict[str, Any]:
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML config file, turning any failure into ConfigError."""
     p = Path(path)
+    refuse_pickle(p, "config file")
     try:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -320,6 +337,20 @@ def validate(cfg: Config) -> None:
     _require(10 <= e.num <= 100_000, f"eval.num must be in 10..100000, got {e.num}")
     _require(e.main == "" or e.main in MAIN_METRICS,
              f"eval.main must be one of {', '.join(MAIN_METRICS)}, got '{e.main}'")
+    _validate_guard(cfg.guard)
+
+
+def _validate_guard(g: GuardConfig) -> None:
+    _require(0 <= g.max_retries <= 100, f"guard.max_retries must be in 0..100, got {g.max_retries}")
+    _require(0.0 < g.lr_factor <= 1.0, f"guard.lr_factor must be in (0, 1], got {g.lr_factor}")
+    _require(0.0 <= g.grad_norm_max <= 1e30,
+             f"guard.grad_norm_max must be in 0..1e30 (0 = unchecked), got {g.grad_norm_max}")
+    _require(0.0 <= g.loss_max <= 1e30,
+             f"guard.loss_max must be in 0..1e30 (0 = unchecked), got {g.loss_max}")
+    _require(0 <= g.collapse_steps <= 10**9,
+             f"guard.collapse_steps must be in 0..1e9 (0 = unchecked), got {g.collapse_steps}")
+    _require(0.0 < g.collapse_margin < 0.5,
+             f"guard.collapse_margin must be in (0, 0.5), got {g.collapse_margin}")
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -17,3 +17,11 @@ class DataError(GankitError):
 
 class RunError(GankitError):
     """A run directory or checkpoint that is missing, foreign or damaged."""
+
+
+class UnsafeFileError(GankitError):
+    """A file gankit refuses to open because loading it could run code (a pickle)."""
+
+
+class DivergedError(GankitError):
+    """Training diverged and did not recover within ``guard.max_retries`` rollbacks."""

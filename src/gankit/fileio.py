@@ -24,6 +24,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def is_temp(name: str) -> bool:
+    """Whether ``name`` is one of ``atomic_write``'s temporary files (left behind by a crash)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def remove_temps(folder: Path) -> None:
+    """Delete the temporary files a crash left in ``folder`` (not recursive)."""
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        if is_temp(p.name) and p.is_file():
+            p.unlink(missing_ok=True)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then rename it over.
 

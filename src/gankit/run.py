@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +11,13 @@ import torch
 from torch import nn
 
 from . import data as data_sources
-from . import models
+from . import models, runlog
 from .config import Config, load_toml_config, to_toml
 from .errors import RunError
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, is_temp, remove_temps
 from .training import checkpoint
 from .training.trainer import Trainer
+from .untrusted import refuse_pickle
 
 
 def default_out() -> Path:
@@ -38,7 +38,7 @@ def check_out(out: Path, resume: bool) -> None:
         return
     if out.exists() and not out.is_dir():
         raise RunError(f"output {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(not is_temp(p.name) for p in out.iterdir()):
         if is_run(out):
             raise RunError(f"{out} already holds a run: pass --resume to continue it, "
                            "or choose another --out")
@@ -46,28 +46,16 @@ def check_out(out: Path, resume: bool) -> None:
 
 
 def _prepare(out: Path, cfg: Config) -> None:
+    # config.toml first: a crash before it leaves a folder that a new start may still use.
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "samples").mkdir(exist_ok=True)
-        (out / "checkpoints").mkdir(exist_ok=True)
+        remove_temps(out)
+        atomic_write_bytes(out / "config.toml", to_toml(cfg).encode())
+        for sub in ("samples", "checkpoints"):
+            (out / sub).mkdir(exist_ok=True)
+            remove_temps(out / sub)
     except OSError as e:
         raise RunError(f"cannot create run directory {out}: {e.strerror or e}") from None
-    atomic_write_bytes(out / "config.toml", to_toml(cfg).encode())
-
-
-def _repair_metrics(path: Path, step: int) -> None:
-    """Drop a torn last line and records after ``step`` (they are logged again)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("step", 0) <= step:
-            keep.append(line)
-    atomic_write_bytes(path, "".join(x + "\n" for x in keep).encode())
 
 
 def resume_config(out: Path, steps: int | None = None) -> Config:
@@ -93,7 +81,7 @@ def prepare(cfg: Config, out: Path | None = None, resume: bool = False) -> Train
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise RunError(f"checkpoint in {out} does not fit its config: {e}") from None
     _prepare(out, cfg)
-    _repair_metrics(out / "metrics.jsonl", trainer.step)
+    runlog.truncate(out / "metrics.jsonl", trainer.step)
     return trainer
 
 
@@ -153,6 +141,7 @@ def load_run(path: str | Path, ema: bool = True) -> Run:
     The moving-average generator is used when the run has one and ``ema`` is True.
     """
     p = Path(path)
+    refuse_pickle(p, "run")
     if not p.is_dir():
         raise RunError(f"run directory {p} not found")
     if not is_run(p):

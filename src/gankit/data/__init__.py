@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..config import DataConfig
 from ..errors import DataError
+from ..untrusted import refuse_pickle
 from .arrays import load_array
 from .base import Dataset
 from .digits import load_digits
@@ -27,6 +28,8 @@ def build(cfg: DataConfig) -> Dataset:
     a .npy/.npz file.
     """
     source = cfg.source
+    if source not in BUILTIN:
+        refuse_pickle(Path(source), "data source")
     if source in MIXTURES:
         return load_mixture(source)
     if source == "digits":

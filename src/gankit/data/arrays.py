@@ -80,9 +80,13 @@ def _scale(path: Path, a: np.ndarray) -> np.ndarray:
                             "in [0, 1]).")
         return np.divide(a, np.float32(255.0), dtype=np.float32, order="C")
     if kind == "f":
-        x = a.astype(np.float32, order="C")
-        if not np.isfinite(x).all():
+        if not np.isfinite(a).all():  # before the cast, which would turn 1e300 into inf
             raise DataError(f"Array file {path} holds NaN or infinite values.")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < -1 - _SLACK or hi > 1 + _SLACK:
+            raise DataError(f"Array file {path} holds float values from {lo:g} to {hi:g}; "
+                            "float images must lie in [0, 1] or [-1, 1].")
+        x = a.astype(np.float32, order="C")
         lo, hi = float(x.min()), float(x.max())
         if lo >= -_SLACK and hi <= 1 + _SLACK:
             return np.clip(x, 0.0, 1.0, out=x)

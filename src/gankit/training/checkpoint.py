@@ -18,7 +18,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import RunError
-from ..fileio import atomic_write, atomic_write_bytes
+from ..fileio import atomic_write, atomic_write_bytes, is_temp
+from ..untrusted import is_pickle, refuse_pickle
 
 FORMAT = "gankit-checkpoint"
 VERSION = 1
@@ -81,6 +82,11 @@ def save(folder: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     for old in stale:
         for suffix in (".json", ".safetensors"):
             (folder / f"step-{old:09d}{suffix}").unlink(missing_ok=True)
+    # Weights whose state file is gone (a crash between the two unlinks above) are dead weight.
+    live = {f"step-{s:09d}.safetensors" for s in list_steps(folder)}
+    for p in folder.glob("step-*.safetensors"):
+        if p.name not in live:
+            p.unlink(missing_ok=True)
     return folder / f"{stem}.json"
 
 
@@ -123,11 +129,23 @@ def read(path: Path) -> dict[str, Any]:
     return state
 
 
+def refuse_foreign(folder: Path) -> None:
+    """Raise UnsafeFileError if ``folder`` holds a pickle file (by name or by content)."""
+    if not folder.is_dir():
+        return
+    for p in sorted(folder.iterdir()):
+        ours = NAME.match(p.name) or p.suffix == ".safetensors" or is_temp(p.name)
+        if p.is_file() and not ours and is_pickle(p):
+            refuse_pickle(p, "checkpoint")
+
+
 def latest(folder: Path) -> dict[str, Any] | None:
     """The newest complete checkpoint in ``folder``; None when there is none at all.
 
     A damaged newest checkpoint falls back to the one before it; RunError if all are damaged.
+    A pickle file among them (a stranger's .pt, say) is refused: UnsafeFileError.
     """
+    refuse_foreign(folder)
     steps = list_steps(folder)
     errors = []
     for step in reversed(steps):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import models
+from .. import models, runlog
 from ..config import Config
 from ..data.base import Dataset
 from ..fileio import atomic_write_bytes
@@ -20,6 +19,7 @@ from ..images import sample_png
 from ..losses import LOSSES
 from . import checkpoint
 from .evaluation import Evaluator
+from .guard import Guard, weights_finite
 from .progress import Progress
 
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
@@ -66,6 +66,8 @@ class Trainer:
         self.step = 0
         self._acc = torch.zeros(len(STAT_NAMES))
         self._acc_steps = 0
+        self.guard = Guard(cfg.guard)
+        self.stop_requested = False
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -117,7 +119,9 @@ class Trainer:
     def fit(self, progress: bool = True) -> None:
         """Train until ``train.steps``; log, sample and checkpoint on schedule.
 
-        On KeyboardInterrupt a checkpoint is saved before the interrupt propagates.
+        On KeyboardInterrupt, or at the end of the step in which ``request_stop`` was called, a
+        checkpoint is saved (unless the weights are not finite) and KeyboardInterrupt propagates.
+        The guard checks each log step and may roll back (see ``guard.py``).
         """
         t = self.cfg.train
         if t.threads:
@@ -126,24 +130,45 @@ class Trainer:
         self._clock = (time.perf_counter(), self.step)
         self.G.train()
         self.D.train()
+        self.guard.start(self)
         try:
             while self.step < t.steps:
                 self.train_step()
                 last = self.step == t.steps
                 if self.step % t.log_every == 0 or last:
-                    bar.update(self.step, self._log())
+                    record = self._log()
+                    if self._rolled_back(record, bar):
+                        continue
+                    bar.update(self.step, record)
                 if self.run_dir is not None and (self.step % t.sample_every == 0 or last):
                     self.save_samples()
                 if self.run_dir is not None and self.evaluator.due(self.step, last):
                     self.evaluator(self)
                 if self.run_dir is not None and (self.step % t.checkpoint_every == 0 or last):
+                    if self._rolled_back(None, bar):  # never checkpoint broken weights
+                        continue
                     self.save_checkpoint()
+                if self.stop_requested:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             bar.close()
-            if self.run_dir is not None and self.step > 0:
+            if self.run_dir is not None and self.step > 0 and weights_finite(self):
                 self.save_checkpoint()
             raise
         bar.close()
+
+    def request_stop(self) -> None:
+        """Ask ``fit`` to stop cleanly at the end of the current step (signal-handler safe)."""
+        self.stop_requested = True
+
+    def _rolled_back(self, record: dict[str, Any] | None, bar: Progress) -> bool:
+        """Let the guard check (see ``Guard.watch``); True when it rolled the run back."""
+        message = self.guard.watch(self, record)
+        if message is None:
+            return False
+        bar.message(f"gankit: {message}")
+        self._clock = (time.perf_counter(), self.step)
+        return True
 
     def _log(self) -> dict[str, Any]:
         now = time.perf_counter()
@@ -158,8 +183,7 @@ class Trainer:
         record["steps_per_s"] = round(rate, 2)
         record["images_per_s"] = round(rate * self.cfg.train.batch_size, 1)
         if self.run_dir is not None:
-            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            runlog.append(self.run_dir / "metrics.jsonl", record)
         return record
 
     # -- outputs ------------------------------------------------------------------------------
@@ -199,6 +223,7 @@ class Trainer:
             "rng": {"data": self.gen_data.get_state(), "noise": self.gen_noise.get_state()},
             "acc": self._acc, "acc_steps": self._acc_steps,
             "image_shape": list(self.image_shape),
+            "guard": self.guard.state_dict(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -214,6 +239,7 @@ class Trainer:
         self._acc = state["acc"].clone()
         self._acc_steps = int(state["acc_steps"])
         self.step = int(state["step"])
+        self.guard.load_state_dict(state.get("guard"))
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current step to ``checkpoints/``."""

@@ -1,0 +1,189 @@
+"""Divergence guard: spot a run going wrong at each log step, roll it back, lower the rates.
+
+Checks, all from statistics the trainer already gathers plus one small reduction (one host sync
+per log step, none per training step):
+
+- ``non_finite``: a NaN or infinite loss or D output, or a NaN/infinite weight;
+- ``exploding``: a logged loss of G or D above ``loss_max`` in size, or the last step's gradient
+  norm of G or D above ``grad_norm_max``;
+- ``collapse``: D(x) >= 1 - margin while D(G(z)) <= margin, for ``collapse_steps`` steps.
+
+On detection the trainer is rolled back to the newest checkpoint from before the trouble (or to
+the state at the start of ``fit`` when there is none), the learning rates are set to the
+configured ones times ``lr_factor ** rollbacks``, and training goes on; after ``max_retries``
+rollbacks it stops with DivergedError. Each event goes to metrics.jsonl with an ``event`` key.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .. import runlog
+from ..config import GuardConfig
+from ..errors import DivergedError, RunError
+from . import checkpoint
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trainer import Trainer
+
+
+def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of a list of tensors taken together (0 for none)."""
+    if not tensors:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
+
+
+def health(trainer: Trainer) -> dict[str, float]:
+    """Norms of the weights and last gradients of G and D, read with one host sync."""
+    g = [p for p in trainer.G.parameters()]
+    d = [p for p in trainer.D.parameters()]
+    values = torch.stack([
+        _norms([p.detach() for p in g]), _norms([p.detach() for p in d]),
+        _norms([p.grad for p in g if p.grad is not None]),
+        _norms([p.grad for p in d if p.grad is not None]),
+    ]).tolist()
+    return dict(zip(("weight_norm_g", "weight_norm_d", "grad_norm_g", "grad_norm_d"), values,
+                    strict=True))
+
+
+def weights_finite(trainer: Trainer) -> bool:
+    """Whether every weight of G and D is finite."""
+    h = health(trainer)
+    return math.isfinite(h["weight_norm_g"]) and math.isfinite(h["weight_norm_d"])
+
+
+class Guard:
+    """Watches one trainer; ``check`` at log steps, ``recover`` when something is wrong."""
+
+    def __init__(self, cfg: GuardConfig) -> None:
+        self.cfg = cfg
+        self.retries = 0
+        self.collapse_since: int | None = None
+        self.events: list[dict[str, Any]] = []
+        self._start: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the rollbacks used and the start of a collapse stretch."""
+        return {"retries": self.retries, "collapse_since": self.collapse_since}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restore ``state_dict()``; None (an older checkpoint) means a fresh guard."""
+        state = state or {}
+        self.retries = int(state.get("retries", 0))
+        since = state.get("collapse_since")
+        self.collapse_since = None if since is None else int(since)
+
+    def start(self, trainer: Trainer) -> None:
+        """Remember the trainer's state at the start of ``fit``: the rollback of last resort."""
+        if self.cfg.enabled:
+            self._start = copy.deepcopy(trainer.state()) | {"step": trainer.step}
+
+    def watch(self, trainer: Trainer, record: dict[str, Any] | None) -> str | None:
+        """Check the statistics just logged (None: only the weights); on trouble, recover.
+
+        Returns a one-line account of the rollback, or None when all is well.
+        """
+        if not self.cfg.enabled:
+            return None
+        if record is not None:
+            trouble = self.check(trainer, record)
+        else:
+            trouble = None if weights_finite(trainer) else ("non_finite", "weights")
+        if trouble is None:
+            return None
+        e = self.recover(trainer, *trouble)
+        return (f"{e['reason']} at step {e['step']} ({e['detail']}); rolled back to step "
+                f"{e['rollback_to']}, lr_g {e['lr_g']:.3g}, lr_d {e['lr_d']:.3g} "
+                f"(retry {e['retry']} of {e['max_retries']})")
+
+    def check(self, trainer: Trainer, record: dict[str, Any]) -> tuple[str, str] | None:
+        """``(reason, detail)`` if the statistics just logged show trouble, else None."""
+        if not self.cfg.enabled:
+            return None
+        stats = {k: record[k] for k in ("loss_d", "loss_g", "d_real", "d_fake")}
+        bad = [k for k, v in stats.items() if not math.isfinite(v)]
+        if bad:
+            return "non_finite", f"{bad[0]} is {stats[bad[0]]}"
+        h = health(trainer)
+        for key in ("weight_norm_g", "weight_norm_d", "grad_norm_g", "grad_norm_d"):
+            if not math.isfinite(h[key]):
+                return "non_finite", f"{key} is {h[key]}"
+        checks = [(k, abs(stats[k]), self.cfg.loss_max) for k in ("loss_d", "loss_g")]
+        checks += [(k, h[k], self.cfg.grad_norm_max) for k in ("grad_norm_g", "grad_norm_d")]
+        for key, value, limit in checks:
+            if limit and value > limit:
+                return "exploding", f"{key} {value:.3g} > {limit:g}"
+        margin, window = self.cfg.collapse_margin, self.cfg.collapse_steps
+        if window and stats["d_real"] >= 1 - margin and stats["d_fake"] <= margin:
+            if self.collapse_since is None:
+                self.collapse_since = max(0, trainer.step - trainer.cfg.train.log_every)
+            if trainer.step - self.collapse_since >= window:
+                return "collapse", (f"D(x) {stats['d_real']:.4f}, D(G(z)) "
+                                    f"{stats['d_fake']:.4f} since step {self.collapse_since}")
+        else:
+            self.collapse_since = None
+        return None
+
+    def recover(self, trainer: Trainer, reason: str, detail: str) -> dict[str, Any]:
+        """Roll ``trainer`` back and lower its learning rates; DivergedError when out of retries.
+
+        Returns the event record (also appended to metrics.jsonl).
+        """
+        step = trainer.step
+        limit = self.collapse_since if reason == "collapse" and self.collapse_since else step
+        event: dict[str, Any] = {"event": "divergence", "step": step, "time": time.time(),
+                                 "reason": reason, "detail": detail,
+                                 "retry": self.retries + 1, "max_retries": self.cfg.max_retries}
+        target = self._rollback_state(trainer, limit) if self.retries < self.cfg.max_retries \
+            else None
+        if target is None:
+            event.update(event="stopped", action="stop", retry=self.retries)
+            self._record(trainer, event)
+            where = f" in {trainer.run_dir}/metrics.jsonl" if trainer.run_dir else ""
+            raise DivergedError(
+                f"training diverged at step {step} ({reason}: {detail}) after {self.retries} "
+                f"rollback(s) (guard.max_retries = {self.cfg.max_retries}); stopped, the last "
+                f"good checkpoint is kept and the events are listed{where}")
+        retries = self.retries + 1
+        scale = self.cfg.lr_factor ** retries
+        lr_g, lr_d = trainer.cfg.train.lr_g * scale, trainer.cfg.train.lr_d * scale
+        trainer.load_state(target)
+        self.retries, self.collapse_since = retries, None
+        for opt, lr in ((trainer.opt_g, lr_g), (trainer.opt_d, lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        event.update(action="rollback", rollback_to=trainer.step, lr_g=lr_g, lr_d=lr_d)
+        if trainer.run_dir is not None:
+            runlog.truncate(trainer.run_dir / "metrics.jsonl", trainer.step)
+            trainer.save_checkpoint()  # keeps the new rates; drops the abandoned checkpoints
+        self._record(trainer, event)
+        return event
+
+    def _record(self, trainer: Trainer, event: dict[str, Any]) -> None:
+        self.events.append(event)
+        if trainer.run_dir is not None:
+            runlog.append(trainer.run_dir / "metrics.jsonl", event)
+
+    def _rollback_state(self, trainer: Trainer, limit: int) -> dict[str, Any] | None:
+        """The newest saved state at or before step ``limit``, else the oldest one there is."""
+        states: list[dict[str, Any]] = []
+        if trainer.run_dir is not None:
+            folder = trainer.run_dir / "checkpoints"
+            for s in checkpoint.list_steps(folder):
+                try:
+                    states.append(checkpoint.read(folder / f"step-{s:09d}.json"))
+                except RunError:
+                    continue
+        if self._start is not None:
+            states.append(copy.deepcopy(self._start))
+        states.sort(key=lambda st: st["step"])
+        before = [st for st in states if st["step"] <= limit]
+        if before:
+            return before[-1]
+        return states[0] if states else None
