@@ -26,6 +26,7 @@ else:  # pragma: no cover
 
 ACTIVATIONS = ("leaky_relu", "relu", "elu", "gelu", "silu", "tanh")
 OUTPUTS = ("tanh", "sigmoid", "linear")
+PRECISIONS = ("fp32", "bf16")
 LOSSES = ("non_saturating", "minimax")
 FAMILIES = ("mlp",)
 # The preset used for a data source when none is named (else "classic").
@@ -79,6 +80,9 @@ class TrainConfig:
     ema: float = 0.999  # decay of the generator's moving average used for sampling; 0 = off
     seed: int = 0
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
+    precision: str = "fp32"  # fp32, or bf16 autocast of the forward passes
+    fused_adam: bool = True  # one fused Adam kernel where torch supports it
+    reuse_fake: bool = True  # with d_steps = 1, G's step reuses the batch D just scored
     log_every: int = 100
     sample_every: int = 1000
     checkpoint_every: int = 1000
@@ -332,6 +336,7 @@ def validate(cfg: Config) -> None:
     _require(0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1), got {t.ema}")
     _require(0 <= t.seed < 2**63, f"train.seed must be in 0..2^63-1, got {t.seed}")
     _require(0 <= t.threads <= 1024, f"train.threads must be in 0..1024, got {t.threads}")
+    _one_of("train.precision", t.precision, PRECISIONS)
     e = cfg.eval
     _require(0 <= e.every <= 10**9, f"eval.every must be 0 (off) or a step count, got {e.every}")
     _require(10 <= e.num <= 100_000, f"eval.num must be in 10..100000, got {e.num}")

@@ -17,7 +17,7 @@ from ..data.base import Dataset
 from ..fileio import atomic_write_bytes
 from ..images import sample_png
 from ..losses import LOSSES
-from . import checkpoint
+from . import checkpoint, fast
 from .evaluation import Evaluator
 from .guard import Guard, weights_finite
 from .progress import Progress
@@ -53,10 +53,8 @@ class Trainer:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         lo, hi = self.value_range
         self.x = (data.images * (hi - lo) + lo).contiguous()
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=t.betas_g,
-                                      foreach=True)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=t.betas_d,
-                                      foreach=True)
+        self.opt_g = fast.adam(self.G.parameters(), t.lr_g, t.betas_g, t.fused_adam)
+        self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
         self.d_loss, self.g_loss = LOSSES[cfg.loss.name]
         self.gen_data = torch.Generator().manual_seed(data_seed)
         self.gen_noise = torch.Generator().manual_seed(noise_seed)
@@ -77,12 +75,17 @@ class Trainer:
 
     def train_step(self) -> None:
         """One iteration: ``d_steps`` discriminator updates, one generator update, EMA."""
-        b = self.cfg.train.batch_size
-        for _ in range(self.cfg.train.d_steps):
+        t = self.cfg.train
+        b = t.batch_size
+        # With one D step, G's step reuses the batch D just saw (as the textbook loop does):
+        # one generator forward pass per step instead of two.
+        reuse = t.reuse_fake and t.d_steps == 1
+        for _ in range(t.d_steps):
             real = self.x[torch.randint(self.x.shape[0], (b,), generator=self.gen_data)]
-            with torch.no_grad():
-                fake = self.G(self._noise())
-            logits = self.D(torch.cat([real, fake]))
+            with fast.autocast(t.precision):
+                with torch.set_grad_enabled(reuse):
+                    fake = self.G(self._noise())
+                logits = self.D(torch.cat([real, fake.detach()])).float()
             real_logits, fake_logits = logits[:b], logits[b:]
             loss_d = self.d_loss(real_logits, fake_logits, self.cfg.loss.real_label)
             self.opt_d.zero_grad(set_to_none=True)
@@ -90,7 +93,11 @@ class Trainer:
             self.opt_d.step()
 
         self.D.requires_grad_(False)
-        loss_g = self.g_loss(self.D(self.G(self._noise())))
+        with fast.autocast(t.precision):
+            if not reuse:
+                fake = self.G(self._noise())
+            fake_logits_g = self.D(fake).float()
+        loss_g = self.g_loss(fake_logits_g)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
