@@ -192,6 +192,7 @@ def test_smoothing_optimum_is_at_logit_of_real_label() -> None:
 
 
 def test_losses_table() -> None:
-    assert set(LOSSES) == {"non_saturating", "minimax"}
+    assert set(LOSSES) == {"non_saturating", "minimax", "least_squares", "wasserstein", "hinge",
+                           "relativistic"}
     assert LOSSES["non_saturating"] == (d_non_saturating, g_non_saturating)
     assert LOSSES["minimax"] == (d_non_saturating, g_minimax)

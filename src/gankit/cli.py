@@ -71,6 +71,8 @@ def make_parser() -> Parser:
     s.add_argument("--out", required=True, metavar="FILE.npz|FILE.png")
     s.add_argument("--seed", type=natural_int, default=0, metavar="N")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its average")
+    s.add_argument("--class", dest="label", type=natural_int, metavar="K",
+                   help="conditional runs: only class K (default: one grid row per class)")
 
     sub.add_parser("presets", help="list the shipped presets")
     return parser
@@ -127,9 +129,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise GankitError(f"folder {out.parent} does not exist")
     run = load_run(args.run, ema=not args.no_ema)
-    images = run.sample(args.num, seed=args.seed)
+    images = run.sample(args.num, seed=args.seed, label=args.label)
     if suffix == ".png":
-        save_png(make_grid(images), out)
+        save_png(make_grid(images, nrow=0 if args.label is not None
+                           else run.grid_columns(args.num)), out)
     else:
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:

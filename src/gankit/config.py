@@ -25,8 +25,14 @@ else:  # pragma: no cover
 
 ACTIVATIONS = ("leaky_relu", "relu", "elu", "gelu", "silu", "tanh")
 OUTPUTS = ("tanh", "sigmoid")
-LOSSES = ("non_saturating", "minimax")
-FAMILIES = ("mlp",)
+LOSSES = ("non_saturating", "minimax", "least_squares", "wasserstein", "hinge", "relativistic")
+FAMILIES = ("mlp", "dcgan", "resnet")
+D_OUTPUTS = ("linear", "sigmoid")
+AUGMENTS = ("translation", "cutout", "color")
+# Square image sides each convolutional family can produce (the MLP takes any shape).
+FAMILY_SIZES: dict[str, tuple[int, ...]] = {"dcgan": (28, 32, 64), "resnet": (32, 64, 128)}
+# Losses that read D's output as the logit of a probability (so a sigmoid-bounded D suits them).
+PROBABILITY_LOSSES = ("non_saturating", "minimax")
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class ModelConfig:
     leaky_slope: float = 0.2
     output: str = "tanh"  # generator output: tanh (data in [-1, 1]) or sigmoid (data in [0, 1])
     d_spectral_norm: bool = True
+    conditional: bool = False  # class labels into G and a projection D (needs labelled data)
+    base_channels: int = 64  # width of the convolutional families (dcgan, resnet)
+    d_output: str = "linear"  # D's last layer: linear (a logit) or sigmoid (a probability)
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,19 @@ class LossConfig:
 
     name: str = "non_saturating"
     real_label: float = 1.0  # target for real samples in D's loss; < 1 is one-sided smoothing
+
+
+@dataclass(frozen=True)
+class RegConfig:
+    """Stabilisers: penalties, augmentation, instance noise and minibatch packing."""
+
+    gp_weight: float = 0.0  # WGAN-GP gradient penalty weight; 0 = off
+    gp_one_sided: bool = False  # penalise only gradient norms above 1
+    r1_gamma: float = 0.0  # R1 penalty on real data; 0 = off
+    r1_every: int = 1  # lazy R1: apply every N steps (scaled by N)
+    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs, annealed to 0; 0 = off
+    pack: int = 1  # PacGAN: D judges this many samples at once
+    augment: tuple[str, ...] = ()  # DiffAugment: any of translation, cutout, color
 
 
 @dataclass(frozen=True)
@@ -90,6 +112,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     preset: str = "classic"
 
@@ -99,7 +122,8 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {
-    "data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig,
+    "data": DataConfig, "model": ModelConfig, "loss": LossConfig, "reg": RegConfig,
+    "train": TrainConfig,
 }
 
 
@@ -232,6 +256,10 @@ def _coerce(key: str, type_name: Any, value: Any) -> Any:
         ):
             raise ConfigError(f"{key} must be a list of integers, got {value!r}")
         return tuple(value)
+    if t.startswith("tuple[str"):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} must be a list of strings, got {value!r}")
+        return tuple(value)
     if t.startswith("tuple[float"):
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
@@ -286,6 +314,46 @@ def validate(cfg: Config) -> None:
     _require(0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1), got {t.ema}")
     _require(0 <= t.seed < 2**63, f"train.seed must be in 0..2^63-1, got {t.seed}")
     _require(0 <= t.threads <= 1024, f"train.threads must be in 0..1024, got {t.threads}")
+    _validate_recipe(cfg)
+
+
+def _validate_recipe(cfg: Config) -> None:
+    """Architecture, loss and stabiliser settings, alone and in combination."""
+    d, m, lo, r, t = cfg.data, cfg.model, cfg.loss, cfg.reg, cfg.train
+    _require(4 <= m.base_channels <= 1024,
+             f"model.base_channels must be 4..1024, got {m.base_channels}")
+    _one_of("model.d_output", m.d_output, D_OUTPUTS)
+    if m.d_output == "sigmoid":
+        _require(lo.name in PROBABILITY_LOSSES,
+                 f"model.d_output=sigmoid bounds D's output to (0, 1), which loss.name="
+                 f"{lo.name} cannot use: choose {' or '.join(PROBABILITY_LOSSES)}, "
+                 "or model.d_output=linear")
+    _require(lo.real_label == 1.0 or lo.name not in ("wasserstein", "hinge"),
+             f"loss.real_label (label smoothing) has no meaning for loss.name={lo.name}; "
+             "leave it at 1.0")
+    sizes = FAMILY_SIZES.get(m.family)
+    _require(sizes is None or d.size in (0, *sizes),
+             f"model.family={m.family} makes images of side {sizes_text(sizes)} pixels, "
+             f"not data.size={d.size}")
+    for key in ("gp_weight", "r1_gamma", "instance_noise"):
+        value = getattr(r, key)
+        _require(0.0 <= value <= 1e6, f"reg.{key} must be in 0..1e6, got {value}")
+    _require(1 <= r.r1_every <= 10**6, f"reg.r1_every must be at least 1, got {r.r1_every}")
+    _require(1 <= r.pack <= 64, f"reg.pack must be 1..64, got {r.pack}")
+    _require(t.batch_size % r.pack == 0,
+             f"reg.pack={r.pack} must divide train.batch_size={t.batch_size}")
+    _require(r.pack == 1 or not m.conditional,
+             "reg.pack cannot be combined with model.conditional (a pack would mix classes)")
+    for name in r.augment:
+        _one_of("reg.augment", name, AUGMENTS)
+    _require(len(set(r.augment)) == len(r.augment),
+             f"reg.augment lists an augmentation twice: {list(r.augment)}")
+
+
+def sizes_text(sizes: tuple[int, ...] | None) -> str:
+    """Sizes as text: (28, 32, 64) -> "28, 32 or 64"."""
+    items = [str(s) for s in sizes or ()]
+    return ", ".join(items[:-1]) + " or " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
