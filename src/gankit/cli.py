@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import numpy as np
 
+from .autopreset import choose
 from .config import presets, resolve
 from .errors import GankitError
 from .fileio import atomic_write
@@ -102,10 +103,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         for key in ("steps", "batch_size", "seed"):
             if getattr(args, key) is not None:
                 values["train"][key] = getattr(args, key)
-        cfg = resolve(args.preset, args.config, args.set, values)
+        overrides, note = list(args.set), ""
+        if args.preset is None and args.config is None and args.data is not None:
+            picked = choose(args.data)
+            if picked is not None:
+                args.preset, size, what = picked
+                overrides.insert(0, f"data.size={size}")  # the user's --set still wins
+                note = (f"gankit: picked preset '{args.preset}' at {size}x{size} for {what} "
+                        "(--preset chooses another)")
+        cfg = resolve(args.preset, args.config, overrides, values)
         out = Path(args.out) if args.out else default_out()
     trainer = prepare(cfg, out, resume=args.resume)
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
+    if not args.resume and note:
+        say(note)
     what = f"resuming at step {trainer.step}" if args.resume else "training"
     c, h, w = trainer.image_shape
     say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({c}x{h}x{w}) "

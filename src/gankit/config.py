@@ -79,7 +79,8 @@ class RegConfig:
     gp_one_sided: bool = False  # penalise only gradient norms above 1
     r1_gamma: float = 0.0  # R1 penalty on real data; 0 = off
     r1_every: int = 1  # lazy R1: apply every N steps (scaled by N)
-    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs, annealed to 0; 0 = off
+    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs; 0 = off
+    noise_steps: int = 5000  # instance noise decays linearly to 0 over this many steps
     pack: int = 1  # PacGAN: D judges this many samples at once
     augment: tuple[str, ...] = ()  # DiffAugment: any of translation, cutout, color
 
@@ -338,7 +339,8 @@ def _validate_recipe(cfg: Config) -> None:
     for key in ("gp_weight", "r1_gamma", "instance_noise"):
         value = getattr(r, key)
         _require(0.0 <= value <= 1e6, f"reg.{key} must be in 0..1e6, got {value}")
-    _require(1 <= r.r1_every <= 10**6, f"reg.r1_every must be at least 1, got {r.r1_every}")
+    _require(1 <= r.r1_every <= 10**6, f"reg.r1_every must be 1..1e6, got {r.r1_every}")
+    _require(1 <= r.noise_steps <= 10**9, f"reg.noise_steps must be 1..1e9, got {r.noise_steps}")
     _require(1 <= r.pack <= 64, f"reg.pack must be 1..64, got {r.pack}")
     _require(t.batch_size % r.pack == 0,
              f"reg.pack={r.pack} must divide train.batch_size={t.batch_size}")

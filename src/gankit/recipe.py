@@ -37,7 +37,7 @@ class Recipe:
         """What D sees of a batch: augmented, with instance noise, packed."""
         if self.reg.augment:
             x = diff_augment(x, self.reg.augment, gen)
-        std = annealed(self.reg.instance_noise, step, self.cfg.train.steps)
+        std = annealed(self.reg.instance_noise, step, self.reg.noise_steps)
         return pack(instance_noise(x, std, gen), self.reg.pack)
 
     def _both(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
