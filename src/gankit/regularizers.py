@@ -1,4 +1,4 @@
-"""Penalties and input transforms for the discriminator, as pure functions.
+"""Penalties, input transforms and spectral norm for the discriminator, as pure functions.
 
 Every random draw comes from a ``torch.Generator`` the caller passes in, so training that uses
 them stays exactly resumable.
@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
@@ -38,6 +40,11 @@ def gradient_penalty(
 def r1_penalty(critic: Critic, real: torch.Tensor) -> torch.Tensor:
     """R1: E[||grad D(x)||^2] on real data (multiply by gamma / 2 for the usual loss term)."""
     return _input_gradients(critic, real).pow(2).sum(1).mean()
+
+
+def maybe_sn(module: nn.Module, use: bool) -> nn.Module:
+    """``module`` with spectral normalisation of its weight when ``use``."""
+    return spectral_norm(module) if use else module
 
 
 def instance_noise(x: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from ..regularizers import maybe_sn
 
 EMBED_DIM = 32  # width of the class embedding concatenated to the generator's noise
-
-
-def maybe_sn(module: nn.Module, use: bool) -> nn.Module:
-    """``module`` with spectral normalisation of its weight when ``use``."""
-    return spectral_norm(module) if use else module
 
 
 def with_labels(z: torch.Tensor, embed: nn.Embedding | None,

@@ -8,7 +8,8 @@ import math
 import torch
 from torch import nn
 
-from .conditional import EMBED_DIM, ProjectionHead, maybe_sn, with_labels
+from ..regularizers import maybe_sn
+from .conditional import EMBED_DIM, ProjectionHead, with_labels
 from .mlp import OUTPUT_LAYERS
 
 SIZES = (28, 32, 64)

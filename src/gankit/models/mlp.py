@@ -6,9 +6,9 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
-from .conditional import EMBED_DIM, maybe_sn, with_labels
+from ..regularizers import maybe_sn
+from .conditional import EMBED_DIM, with_labels
 
 
 def activation(name: str, leaky_slope: float) -> nn.Module:
@@ -74,14 +74,14 @@ class MLPDiscriminator(nn.Module):
         num_classes: int = 0,
     ) -> None:
         super().__init__()
-        wrap = spectral_norm if use_spectral_norm else (lambda m: m)
         self.num_classes = num_classes
         layers: list[nn.Module] = []
         width = math.prod(image_shape)
         for h in hidden:
-            layers += [wrap(nn.Linear(width, h)), activation(act, leaky_slope)]
+            layers += [maybe_sn(nn.Linear(width, h), use_spectral_norm),
+                       activation(act, leaky_slope)]
             width = h
-        layers.append(wrap(nn.Linear(width, 1)))
+        layers.append(maybe_sn(nn.Linear(width, 1), use_spectral_norm))
         self.net = nn.Sequential(*layers)
         self.embed = (maybe_sn(nn.Embedding(num_classes, width), use_spectral_norm)
                       if num_classes else None)

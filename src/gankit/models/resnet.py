@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conditional import ConditionalBatchNorm2d, ProjectionHead, maybe_sn
+from ..regularizers import maybe_sn
+from .conditional import ConditionalBatchNorm2d, ProjectionHead
 from .mlp import OUTPUT_LAYERS
 
 SIZES = (32, 64, 128)
