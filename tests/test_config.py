@@ -276,7 +276,7 @@ def test_int_accepted_for_float() -> None:
         ("model.activation=swish", "model.activation"),
         ("model.output=softplus", "model.output"),
         ("loss.name=wgan", "loss.name"),
-        ("model.family=dcgan", "model.family"),
+        ("model.family=vae", "model.family"),
     ],
 )
 def test_invalid_values_name_their_key(override: str, key: str) -> None:
@@ -359,7 +359,7 @@ def test_to_toml_round_trip_delete_character() -> None:
 def test_to_dict_lists_not_tuples() -> None:
     d = to_dict(resolve())
     assert d["model"]["g_hidden"] == [128, 128] and d["train"]["betas_g"] == [0.5, 0.999]
-    assert set(d) == {"preset", "data", "model", "loss", "train", "eval", "guard"}
+    assert set(d) == {"preset", "data", "model", "loss", "reg", "train", "eval", "guard"}
 
 
 def test_from_dict_empty_is_defaults() -> None:

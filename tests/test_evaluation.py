@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_trainer import TINY, assert_same, final_state, metrics
 
 import gankit
 from gankit.cli import main
 from gankit.config import resolve
 from gankit.metrics import evaluate
 from gankit.training import checkpoint
+from tests.test_trainer import TINY, assert_same, final_state, metrics
 
 EVAL = {"every": 3, "num": 40}
 QUALITY = ("fd", "kid", "precision", "recall", "density", "coverage", "is", "classes")

@@ -192,6 +192,69 @@ def test_smoothing_optimum_is_at_logit_of_real_label() -> None:
 
 
 def test_losses_table() -> None:
-    assert set(LOSSES) == {"non_saturating", "minimax"}
+    assert set(LOSSES) == {"non_saturating", "minimax", "least_squares", "wasserstein", "hinge",
+                           "relativistic"}
     assert LOSSES["non_saturating"] == (d_non_saturating, g_non_saturating)
     assert LOSSES["minimax"] == (d_non_saturating, g_minimax)
+
+
+# -- the other losses, against values computed by hand ------------------------------------------
+
+REAL = [2.0, 0.5]
+FAKE = [-1.0, 0.0]
+
+
+def test_least_squares_by_hand() -> None:
+    from gankit.losses import d_least_squares, g_least_squares
+
+    # D: 0.5 * mean((2-1)^2, (0.5-1)^2) + 0.5 * mean(1, 0) = 0.5*0.625 + 0.25 = 0.5625
+    assert d_least_squares(t(REAL), t(FAKE)).item() == pytest.approx(0.5625)
+    # Smoothed target 0.9: 0.5 * mean(1.1^2, 0.4^2) + 0.25 = 0.5 * 0.685 + 0.25 = 0.5925
+    assert d_least_squares(t(REAL), t(FAKE), 0.9).item() == pytest.approx(0.5925)
+    # G: 0.5 * mean((-2)^2, (-1)^2) = 1.25
+    assert g_least_squares(t(FAKE)).item() == pytest.approx(1.25)
+
+
+def test_wasserstein_by_hand() -> None:
+    from gankit.losses import d_wasserstein, g_wasserstein
+
+    # D: mean(fake) - mean(real) = -0.5 - 1.25 = -1.75 ; G: -mean(fake) = 0.5
+    assert d_wasserstein(t(REAL), t(FAKE)).item() == pytest.approx(-1.75)
+    assert g_wasserstein(t(FAKE)).item() == pytest.approx(0.5)
+
+
+def test_hinge_by_hand() -> None:
+    from gankit.losses import LOSSES, d_hinge
+
+    # D: mean(relu(1-2), relu(1-0.5)) + mean(relu(1-1), relu(1+0)) = 0.25 + 0.5 = 0.75
+    assert d_hinge(t(REAL), t(FAKE)).item() == pytest.approx(0.75)
+    assert d_hinge(t([3.0]), t([-3.0])).item() == 0.0  # beyond the margins: no loss
+    assert LOSSES["hinge"][1](t(FAKE)).item() == pytest.approx(0.5)
+
+
+def test_relativistic_by_hand() -> None:
+    from gankit.losses import d_relativistic, g_relativistic
+
+    mr, mf = mean(REAL), mean(FAKE)  # 1.25, -0.5
+    d = (mean([softplus(-(r - mf)) for r in REAL]) + mean([softplus(f - mr) for f in FAKE]))
+    g = (mean([softplus(-(f - mr)) for f in FAKE]) + mean([softplus(r - mf) for r in REAL]))
+    assert d_relativistic(t(REAL), t(FAKE)).item() == pytest.approx(d, rel=1e-6)
+    assert g_relativistic(t(FAKE), t(REAL)).item() == pytest.approx(g, rel=1e-6)
+    # Smoothing: real term 0.9 * softplus(-x) + 0.1 * softplus(x).
+    ds = (mean([0.9 * softplus(-(r - mf)) + 0.1 * softplus(r - mf) for r in REAL])
+          + mean([softplus(f - mr) for f in FAKE]))
+    assert d_relativistic(t(REAL), t(FAKE), 0.9).item() == pytest.approx(ds, rel=1e-6)
+    with pytest.raises(ValueError, match="real logits"):
+        g_relativistic(t(FAKE), None)
+
+
+@pytest.mark.parametrize("name", ["least_squares", "wasserstein", "hinge", "relativistic"])
+def test_new_losses_push_the_right_way(name: str) -> None:
+    d_loss, g_loss = LOSSES[name]
+    real, fake = [0.5, 0.2], [0.3, 0.1]  # inside every loss's margins and targets
+    r, f = t(real, grad=True), t(fake, grad=True)
+    d_loss(r, f).backward()
+    assert (r.grad < 0).all() and (f.grad > 0).all()
+    f = t(fake, grad=True)
+    g_loss(f, t(real)).backward()
+    assert (f.grad < 0).all()  # G wants its logits higher

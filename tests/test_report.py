@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_trainer import TINY
 
 import gankit
 from gankit.cli import main
@@ -17,6 +16,7 @@ from gankit.config import resolve
 from gankit.errors import RunError
 from gankit.metrics import evaluate
 from gankit.report import render
+from tests.test_trainer import TINY
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import numpy as np
 
+from .autopreset import choose
 from .config import presets, resolve
 from .errors import DivergedError, GankitError
 from .fileio import atomic_write
@@ -77,6 +78,8 @@ def make_parser() -> Parser:
     s.add_argument("--out", required=True, metavar="FILE.npz|FILE.png")
     s.add_argument("--seed", type=natural_int, default=0, metavar="N")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its average")
+    s.add_argument("--class", dest="label", type=natural_int, metavar="K",
+                   help="conditional runs: only class K (default: one grid row per class)")
 
     e = sub.add_parser("eval", help="quality metrics of a run or of a file of samples")
     e.add_argument("source", metavar="RUN|FILE.npz", help="run directory or .npz/.npy samples")
@@ -125,10 +128,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         for key in ("steps", "batch_size", "seed"):
             if getattr(args, key) is not None:
                 values["train"][key] = getattr(args, key)
-        cfg = resolve(args.preset, args.config, args.set, values)
+        overrides, note = list(args.set), ""
+        if args.preset is None and args.config is None and args.data is not None:
+            picked = choose(args.data)
+            if picked is not None:
+                args.preset, size, what = picked
+                overrides.insert(0, f"data.size={size}")  # the user's --set still wins
+                note = (f"gankit: picked preset '{args.preset}' at {size}x{size} for {what} "
+                        "(--preset chooses another)")
+        cfg = resolve(args.preset, args.config, overrides, values)
         out = Path(args.out) if args.out else default_out()
     trainer = prepare(cfg, out, resume=args.resume)
     say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
+    if not args.resume and note:
+        say(note)
     what = f"resuming at step {trainer.step}" if args.resume else "training"
     shape = "x".join(map(str, trainer.image_shape))
     say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({shape}) "
@@ -155,11 +168,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise GankitError(f"folder {out.parent} does not exist")
     run = load_run(args.run, ema=not args.no_ema)
-    images = run.sample(args.num, seed=args.seed)
+    images = run.sample(args.num, seed=args.seed, label=args.label)
     key = "images" if run.is_image else "samples"
     if suffix == ".png":
-        save_png(make_grid(images) if run.is_image else scatter(images, points_extent(images)),
-                 out)
+        if run.is_image:
+            cols = 0 if args.label is not None else run.grid_columns(args.num)
+            save_png(make_grid(images, nrow=cols), out)
+        else:
+            save_png(scatter(images, points_extent(images)), out)
     else:
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:

@@ -27,8 +27,14 @@ else:  # pragma: no cover
 ACTIVATIONS = ("leaky_relu", "relu", "elu", "gelu", "silu", "tanh")
 OUTPUTS = ("tanh", "sigmoid", "linear")
 PRECISIONS = ("fp32", "bf16")
-LOSSES = ("non_saturating", "minimax")
-FAMILIES = ("mlp",)
+LOSSES = ("non_saturating", "minimax", "least_squares", "wasserstein", "hinge", "relativistic")
+FAMILIES = ("mlp", "dcgan", "resnet")
+D_OUTPUTS = ("linear", "sigmoid")
+AUGMENTS = ("translation", "cutout", "color")
+# Square image sides each convolutional family can produce (the MLP takes any shape).
+FAMILY_SIZES: dict[str, tuple[int, ...]] = {"dcgan": (28, 32, 64), "resnet": (32, 64, 128)}
+# Losses that read D's output as the logit of a probability (so a sigmoid-bounded D suits them).
+PROBABILITY_LOSSES = ("non_saturating", "minimax")
 # The preset used for a data source when none is named (else "classic").
 DEFAULT_PRESETS = {"ring8": "mixture", "grid25": "mixture"}
 
@@ -56,6 +62,9 @@ class ModelConfig:
     leaky_slope: float = 0.2
     output: str = "tanh"  # tanh (data in [-1, 1]), sigmoid (in [0, 1]) or linear (as it is)
     d_spectral_norm: bool = True
+    conditional: bool = False  # class labels into G and a projection D (needs labelled data)
+    base_channels: int = 64  # width of the convolutional families (dcgan, resnet)
+    d_output: str = "linear"  # D's last layer: linear (a logit) or sigmoid (a probability)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,20 @@ class LossConfig:
 
     name: str = "non_saturating"
     real_label: float = 1.0  # target for real samples in D's loss; < 1 is one-sided smoothing
+
+
+@dataclass(frozen=True)
+class RegConfig:
+    """Stabilisers: penalties, augmentation, instance noise and minibatch packing."""
+
+    gp_weight: float = 0.0  # WGAN-GP gradient penalty weight; 0 = off
+    gp_one_sided: bool = False  # penalise only gradient norms above 1
+    r1_gamma: float = 0.0  # R1 penalty on real data; 0 = off
+    r1_every: int = 1  # lazy R1: apply every N steps (scaled by N)
+    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs; 0 = off
+    noise_steps: int = 5000  # instance noise decays linearly to 0 over this many steps
+    pack: int = 1  # PacGAN: D judges this many samples at once
+    augment: tuple[str, ...] = ()  # DiffAugment: any of translation, cutout, color
 
 
 @dataclass(frozen=True)
@@ -120,6 +143,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
@@ -131,9 +155,8 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {
-    "data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig,
-    "eval": EvalConfig,
-    "guard": GuardConfig,
+    "data": DataConfig, "model": ModelConfig, "loss": LossConfig, "reg": RegConfig,
+    "train": TrainConfig, "eval": EvalConfig, "guard": GuardConfig,
 }
 # Metrics that may rank checkpoints (eval.main); their direction is in gankit.metrics.evaluate.
 MAIN_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "is", "classes",
@@ -282,6 +305,10 @@ def _coerce(key: str, type_name: Any, value: Any) -> Any:
         ):
             raise ConfigError(f"{key} must be a list of integers, got {value!r}")
         return tuple(value)
+    if t.startswith("tuple[str"):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} must be a list of strings, got {value!r}")
+        return tuple(value)
     if t.startswith("tuple[float"):
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
@@ -343,6 +370,7 @@ def validate(cfg: Config) -> None:
     _require(e.main == "" or e.main in MAIN_METRICS,
              f"eval.main must be one of {', '.join(MAIN_METRICS)}, got '{e.main}'")
     _validate_guard(cfg.guard)
+    _validate_recipe(cfg)
 
 
 def _validate_guard(g: GuardConfig) -> None:
@@ -356,6 +384,46 @@ def _validate_guard(g: GuardConfig) -> None:
              f"guard.collapse_steps must be in 0..1e9 (0 = unchecked), got {g.collapse_steps}")
     _require(0.0 < g.collapse_margin < 0.5,
              f"guard.collapse_margin must be in (0, 0.5), got {g.collapse_margin}")
+
+
+def _validate_recipe(cfg: Config) -> None:
+    """Architecture, loss and stabiliser settings, alone and in combination."""
+    d, m, lo, r, t = cfg.data, cfg.model, cfg.loss, cfg.reg, cfg.train
+    _require(4 <= m.base_channels <= 1024,
+             f"model.base_channels must be 4..1024, got {m.base_channels}")
+    _one_of("model.d_output", m.d_output, D_OUTPUTS)
+    if m.d_output == "sigmoid":
+        _require(lo.name in PROBABILITY_LOSSES,
+                 f"model.d_output=sigmoid bounds D's output to (0, 1), which loss.name="
+                 f"{lo.name} cannot use: choose {' or '.join(PROBABILITY_LOSSES)}, "
+                 "or model.d_output=linear")
+    _require(lo.real_label == 1.0 or lo.name not in ("wasserstein", "hinge"),
+             f"loss.real_label (label smoothing) has no meaning for loss.name={lo.name}; "
+             "leave it at 1.0")
+    sizes = FAMILY_SIZES.get(m.family)
+    _require(sizes is None or d.size in (0, *sizes),
+             f"model.family={m.family} makes images of side {sizes_text(sizes)} pixels, "
+             f"not data.size={d.size}")
+    for key in ("gp_weight", "r1_gamma", "instance_noise"):
+        value = getattr(r, key)
+        _require(0.0 <= value <= 1e6, f"reg.{key} must be in 0..1e6, got {value}")
+    _require(1 <= r.r1_every <= 10**6, f"reg.r1_every must be 1..1e6, got {r.r1_every}")
+    _require(1 <= r.noise_steps <= 10**9, f"reg.noise_steps must be 1..1e9, got {r.noise_steps}")
+    _require(1 <= r.pack <= 64, f"reg.pack must be 1..64, got {r.pack}")
+    _require(t.batch_size % r.pack == 0,
+             f"reg.pack={r.pack} must divide train.batch_size={t.batch_size}")
+    _require(r.pack == 1 or not m.conditional,
+             "reg.pack cannot be combined with model.conditional (a pack would mix classes)")
+    for name in r.augment:
+        _one_of("reg.augment", name, AUGMENTS)
+    _require(len(set(r.augment)) == len(r.augment),
+             f"reg.augment lists an augmentation twice: {list(r.augment)}")
+
+
+def sizes_text(sizes: tuple[int, ...] | None) -> str:
+    """Sizes as text: (28, 32, 64) -> "28, 32 or 64"."""
+    items = [str(s) for s in sizes or ()]
+    return ", ".join(items[:-1]) + " or " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 Every function takes raw logits (never probabilities), so ``log(sigmoid(x))`` is always computed
 as ``-softplus(-x)`` and cannot overflow. Each returns a scalar mean over the batch.
+
+Discriminator losses take ``(real_logits, fake_logits, real_label)``; generator losses take
+``(fake_logits, real_logits)``, where only the relativistic loss reads the real logits.
 """
 
 from __future__ import annotations
@@ -12,7 +15,16 @@ import torch
 import torch.nn.functional as F
 
 DLoss = Callable[..., torch.Tensor]
-GLoss = Callable[[torch.Tensor], torch.Tensor]
+GLoss = Callable[..., torch.Tensor]
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """Mean binary cross-entropy of ``logits`` against a constant target in [0, 1]."""
+    if target == 1.0:
+        return F.softplus(-logits).mean()
+    if target == 0.0:
+        return F.softplus(logits).mean()
+    return (target * F.softplus(-logits) + (1.0 - target) * F.softplus(logits)).mean()
 
 
 def d_non_saturating(
@@ -27,17 +39,80 @@ def d_non_saturating(
     return real.mean() + F.softplus(fake_logits).mean()
 
 
-def g_non_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
+def g_non_saturating(
+    fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None
+) -> torch.Tensor:
     """Generator loss -log D(G(z)): the generator is trained to make D say 'real'."""
     return F.softplus(-fake_logits).mean()
 
 
-def g_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
+def g_minimax(fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
     """The original minimax generator loss log(1 - D(G(z))), which saturates early on."""
     return -F.softplus(fake_logits).mean()
+
+
+def d_least_squares(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0
+) -> torch.Tensor:
+    """LSGAN discriminator: 1/2 (D(x) - real_label)^2 + 1/2 D(G(z))^2 (targets a=0, b=1)."""
+    return 0.5 * ((real_logits - real_label) ** 2).mean() + 0.5 * (fake_logits ** 2).mean()
+
+
+def g_least_squares(
+    fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None
+) -> torch.Tensor:
+    """LSGAN generator: 1/2 (D(G(z)) - 1)^2 (target c=1)."""
+    return 0.5 * ((fake_logits - 1.0) ** 2).mean()
+
+
+def d_wasserstein(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0
+) -> torch.Tensor:
+    """Wasserstein critic: E[D(G(z))] - E[D(x)] (pair with a gradient penalty or spectral norm)."""
+    return fake_logits.mean() - real_logits.mean()
+
+
+def g_wasserstein(
+    fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Wasserstein generator (also the hinge generator): -E[D(G(z))]."""
+    return -fake_logits.mean()
+
+
+def d_hinge(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0
+) -> torch.Tensor:
+    """Hinge discriminator: E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def d_relativistic(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0
+) -> torch.Tensor:
+    """Relativistic average discriminator (RaSGAN): real judged against the mean fake, and back.
+
+    BCE(D(x) - E[D(G(z))], real_label) + BCE(D(G(z)) - E[D(x)], 0).
+    """
+    return (_bce(real_logits - fake_logits.mean(), real_label)
+            + _bce(fake_logits - real_logits.mean(), 0.0))
+
+
+def g_relativistic(fake_logits: torch.Tensor, real_logits: torch.Tensor | None) -> torch.Tensor:
+    """Relativistic average generator: BCE(D(G(z)) - E[D(x)], 1) + BCE(D(x) - E[D(G(z))], 0)."""
+    if real_logits is None:
+        raise ValueError("the relativistic generator loss needs the real logits")
+    return (_bce(fake_logits - real_logits.mean(), 1.0)
+            + _bce(real_logits - fake_logits.mean(), 0.0))
 
 
 LOSSES: dict[str, tuple[DLoss, GLoss]] = {
     "non_saturating": (d_non_saturating, g_non_saturating),
     "minimax": (d_non_saturating, g_minimax),
+    "least_squares": (d_least_squares, g_least_squares),
+    "wasserstein": (d_wasserstein, g_wasserstein),
+    "hinge": (d_hinge, g_wasserstein),
+    "relativistic": (d_relativistic, g_relativistic),
 }
+
+# Generator losses that need D's logits on a real batch too.
+NEEDS_REAL_FOR_G = frozenset({"relativistic"})

@@ -13,7 +13,7 @@ from torch import nn
 from . import data as data_sources
 from . import models, runlog
 from .config import Config, load_toml_config, to_toml
-from .errors import RunError
+from .errors import ConfigError, RunError
 from .fileio import atomic_write_bytes, is_temp, remove_temps
 from .training import checkpoint
 from .training.trainer import Trainer
@@ -104,20 +104,47 @@ class Run:
     config: Config
     step: int
     generator: nn.Module
+    num_classes: int = 0  # > 0 for a conditional generator
 
     @property
     def value_range(self) -> tuple[float, float]:
         """The generator's output range."""
         return models.output_range(self.config.model)
 
+    def labels(self, num: int, label: int | None = None) -> torch.Tensor | None:
+        """Class labels for ``num`` samples: all ``label``, or (None) the classes in order, in
+        equal runs, so a grid of ``grid_columns(num)`` columns has one row per class.
+
+        None for an unconditional run; ConfigError for a class it cannot make.
+        """
+        k = self.num_classes
+        if not k:
+            if label is not None:
+                raise ConfigError(f"run {self.path} is not conditional: it has no classes")
+            return None
+        if label is not None:
+            if not 0 <= label < k:
+                raise ConfigError(f"class {label} is not one of the run's classes 0..{k - 1}")
+            return torch.full((num,), label, dtype=torch.int64)
+        return torch.arange(num) // self.grid_columns(num)
+
+    def grid_columns(self, num: int) -> int:
+        """Columns for a grid of ``num`` samples: one row per class if conditional, else 0
+        (a square grid)."""
+        return max(1, -(-num // self.num_classes)) if self.num_classes else 0
+
     @torch.no_grad()
-    def generate(self, num: int, seed: int = 0) -> torch.Tensor:
+    @torch.no_grad()
+    def generate(self, num: int, seed: int = 0,
+                 labels: torch.Tensor | None = None) -> torch.Tensor:
         """``num`` raw generator outputs (N, *shape) in its output range, from ``seed``."""
         gen = torch.Generator().manual_seed(seed)
         chunks = [torch.empty(0, *self.generator.image_shape)]
         for start in range(0, num, 1024):
-            z = torch.randn(min(1024, num - start), self.config.model.latent_dim, generator=gen)
-            chunks.append(self.generator(z))
+            n = min(1024, num - start)
+            z = torch.randn(n, self.config.model.latent_dim, generator=gen)
+            y = None if labels is None else labels[start:start + n]
+            chunks.append(self.generator(z, y))
         return torch.cat(chunks)
 
     @property
@@ -126,12 +153,21 @@ class Run:
         return len(self.generator.image_shape) == 3
 
     @torch.no_grad()
-    def sample(self, num: int, seed: int = 0) -> np.ndarray:
+    def sample(self, num: int, seed: int = 0, label: int | None = None,
+               labels: torch.Tensor | None = None) -> np.ndarray:
         """``num`` generated samples, reproducible from ``seed``: images as uint8 (N, H, W, C),
-        points as float32 (N, D)."""
+        points as float32 (N, D).
+
+        Conditional runs: all of class ``label``, the given ``labels`` (N,), or by default the
+        classes in order (see ``labels``).
+        """
         from .images import to_uint8
 
-        x = self.generate(num, seed)
+        if labels is None:
+            labels = self.labels(num, label)
+        elif not self.num_classes:
+            raise ConfigError(f"run {self.path} is not conditional: it has no classes")
+        x = self.generate(num, seed, labels)
         return to_uint8(x, self.value_range) if self.is_image else x.numpy().astype(np.float32)
 
 
@@ -151,13 +187,15 @@ def load_run(path: str | Path, ema: bool = True) -> Run:
     if state is None:
         raise RunError(f"run {p} has no checkpoint yet")
     shape = _image_shape(state)
-    g, _ = models.build(cfg.model, shape)
+    num_classes = int(state.get("num_classes", 0))
+    g, _ = models.build(cfg.model, shape, num_classes)
     key = "G_ema" if ema and state.get("G_ema") is not None else "G"
     try:
         g.load_state_dict(state[key])
     except (KeyError, RuntimeError) as e:
         raise RunError(f"checkpoint in {p} does not fit its config: {e}") from None
-    return Run(path=p, config=cfg, step=int(state["step"]), generator=g.eval())
+    return Run(path=p, config=cfg, step=int(state["step"]), generator=g.eval(),
+               num_classes=num_classes)
 
 
 def _image_shape(state: dict) -> tuple[int, ...]:

@@ -148,3 +148,14 @@ def load_folder(path: Path, size: int = 64, channels: int = 0) -> Dataset:
         labels = torch.tensor([index[f.relative_to(path).parts[0]] for f in files],
                               dtype=torch.int64)
     return Dataset(images=images, labels=labels, name=path.resolve().name or "folder")
+
+
+def peek(path: Path) -> tuple[int, int, bool]:
+    """(side of the first image's centre square, channels guessed from it, labelled) without
+    loading the folder; DataError when it holds no images."""
+    path = _check_folder(path)
+    files = _image_files(path)
+    if not files:
+        raise DataError(f"Image folder {path} holds no .png, .jpg or .jpeg files.")
+    img = _open(files[0], MAX_SIZE)
+    return min(img.size), (1 if _is_gray(img) else 3), bool(_classes(path, files))

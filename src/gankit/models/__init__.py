@@ -1,11 +1,19 @@
-"""Generator and discriminator families, built from the model config."""
+"""Generator and discriminator families, built from the model config.
+
+Every generator is called as ``G(z, y=None)`` and every discriminator as ``D(x, y=None)``;
+``y`` (class labels) is needed only by conditional models.
+"""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import FAMILY_SIZES, ModelConfig, sizes_text
+from ..errors import ConfigError
+from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
+from .resnet import ResNetDiscriminator, ResNetGenerator
 
 # The range data in [0, 1] is mapped to for each output; "linear" leaves data as it is
 # (points keep their coordinates, images stay in [0, 1]).
@@ -14,12 +22,63 @@ OUTPUT_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-def build(cfg: ModelConfig, image_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """A fresh (generator, discriminator) pair for samples of shape (C, H, W) or (D,)."""
-    g = MLPGenerator(cfg.latent_dim, cfg.g_hidden, image_shape, cfg.activation,
-                     cfg.leaky_slope, cfg.output)
-    d = MLPDiscriminator(image_shape, cfg.d_hidden, cfg.activation, cfg.leaky_slope,
-                         cfg.d_spectral_norm)
+class SigmoidOutput(nn.Module):
+    """A discriminator whose output is squashed to a probability in (0, 1)."""
+
+    def __init__(self, d: nn.Module) -> None:
+        super().__init__()
+        self.d = d
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.d(x, y))
+
+
+def check(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int) -> None:
+    """Refuse data the configured models cannot be built for (ConfigError, one line)."""
+    if len(image_shape) != 3:
+        if cfg.family != "mlp":
+            raise ConfigError(f"model.family={cfg.family} makes images, but the data is points "
+                              f"of shape {tuple(image_shape)}: use model.family=mlp")
+    else:
+        _check_image(cfg, image_shape)
+    if cfg.conditional and num_classes < 2:
+        raise ConfigError("model.conditional needs labelled data with at least 2 classes, "
+                          "and this data has none (an image folder is labelled by its "
+                          "sub-folders)")
+
+
+def _check_image(cfg: ModelConfig, image_shape: tuple[int, ...]) -> None:
+    c, h, w = image_shape
+    sizes = FAMILY_SIZES.get(cfg.family)
+    if sizes is not None and not (h == w and h in sizes):
+        raise ConfigError(f"model.family={cfg.family} makes square images of side "
+                          f"{sizes_text(sizes)} pixels, but the data is {c}x{h}x{w}: "
+                          "set data.size to one of those sides")
+
+
+def build(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int = 0,
+          pack: int = 1) -> tuple[nn.Module, nn.Module]:
+    """A fresh (generator, discriminator) pair for images of shape (C, H, W).
+
+    ``num_classes`` is used only when ``cfg.conditional``; D sees ``pack`` images at once.
+    """
+    check(cfg, image_shape, num_classes)
+    k = num_classes if cfg.conditional else 0
+    d_shape = (image_shape[0] * pack, *image_shape[1:])  # a pack joins samples along axis 1
+    if cfg.family == "mlp":
+        g: nn.Module = MLPGenerator(cfg.latent_dim, cfg.g_hidden, image_shape, cfg.activation,
+                                    cfg.leaky_slope, cfg.output, k)
+        d: nn.Module = MLPDiscriminator(d_shape, cfg.d_hidden, cfg.activation, cfg.leaky_slope,
+                                        cfg.d_spectral_norm, k)
+    elif cfg.family == "dcgan":
+        g = DCGANGenerator(cfg.latent_dim, image_shape, cfg.base_channels, cfg.output, k)
+        d = DCGANDiscriminator(d_shape, cfg.base_channels, cfg.leaky_slope,
+                               cfg.d_spectral_norm, k)
+    else:
+        g = ResNetGenerator(cfg.latent_dim, image_shape, cfg.base_channels, cfg.output, k)
+        d = ResNetDiscriminator(d_shape, cfg.base_channels, cfg.d_spectral_norm, k)
+    if cfg.d_output == "sigmoid":
+        d = SigmoidOutput(d)
     return g, d
 
 

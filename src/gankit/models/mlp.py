@@ -6,7 +6,9 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from ..regularizers import maybe_sn
+from .conditional import EMBED_DIM, with_labels
 
 
 def activation(name: str, leaky_slope: float) -> nn.Module:
@@ -36,24 +38,31 @@ class MLPGenerator(nn.Module):
         act: str = "leaky_relu",
         leaky_slope: float = 0.2,
         output: str = "tanh",
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.image_shape = image_shape
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, EMBED_DIM) if num_classes else None
         layers: list[nn.Module] = []
-        width = latent_dim
+        width = latent_dim + (EMBED_DIM if num_classes else 0)
         for h in hidden:
             layers += [nn.Linear(width, h), activation(act, leaky_slope)]
             width = h
         layers += [nn.Linear(width, math.prod(image_shape)), OUTPUT_LAYERS[output]()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(z.shape[0], *self.image_shape)
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(with_labels(z, self.embed, y)).view(z.shape[0], *self.image_shape)
 
 
 class MLPDiscriminator(nn.Module):
-    """Maps samples (N, *shape) to one real-vs-generated logit each, shape (N,)."""
+    """Maps samples (N, *shape) to one real-vs-generated logit each, shape (N,).
+
+    Conditional (``num_classes`` > 0): the logit gains a projection term <embed(y), h> on the
+    last hidden features h.
+    """
 
     def __init__(
         self,
@@ -62,16 +71,25 @@ class MLPDiscriminator(nn.Module):
         act: str = "leaky_relu",
         leaky_slope: float = 0.2,
         use_spectral_norm: bool = False,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
-        wrap = spectral_norm if use_spectral_norm else (lambda m: m)
+        self.num_classes = num_classes
         layers: list[nn.Module] = []
         width = math.prod(image_shape)
         for h in hidden:
-            layers += [wrap(nn.Linear(width, h)), activation(act, leaky_slope)]
+            layers += [maybe_sn(nn.Linear(width, h), use_spectral_norm),
+                       activation(act, leaky_slope)]
             width = h
-        layers.append(wrap(nn.Linear(width, 1)))
+        layers.append(maybe_sn(nn.Linear(width, 1), use_spectral_norm))
         self.net = nn.Sequential(*layers)
+        self.embed = (maybe_sn(nn.Embedding(num_classes, width), use_spectral_norm)
+                      if num_classes else None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1)).squeeze(1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is None:
+            return self.net(x.flatten(1)).squeeze(1)
+        if y is None:
+            raise ValueError("a conditional discriminator needs class labels")
+        h = self.net[:-1](x.flatten(1))
+        return self.net[-1](h).squeeze(1) + (self.embed(y) * h).sum(1)

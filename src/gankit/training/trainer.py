@@ -15,8 +15,8 @@ from .. import models, runlog
 from ..config import Config
 from ..data.base import Dataset
 from ..fileio import atomic_write_bytes
-from ..images import sample_png
-from ..losses import LOSSES
+from ..images import make_grid, png_bytes, sample_png, to_uint8
+from ..recipe import Recipe
 from . import checkpoint, fast
 from .evaluation import Evaluator
 from .guard import Guard, weights_finite
@@ -42,23 +42,31 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         t, m = cfg.train, cfg.model
-        init_seed, data_seed, noise_seed, fixed_seed = derive_seeds(t.seed, 4)
+        init_seed, data_seed, noise_seed, fixed_seed, aug_seed = derive_seeds(t.seed, 5)
         self.image_shape = data.shape
         self.value_range = models.output_range(m)
+        self.num_classes = data.num_classes if m.conditional else 0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
-            self.G, self.D = models.build(m, self.image_shape)
+            self.G, self.D = models.build(m, self.image_shape, self.num_classes, cfg.reg.pack)
         self.G_ema: nn.Module | None = None
         if t.ema > 0:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         lo, hi = self.value_range
         self.x = (data.images * (hi - lo) + lo).contiguous()
+        self.y = data.labels if self.num_classes else None
         self.opt_g = fast.adam(self.G.parameters(), t.lr_g, t.betas_g, t.fused_adam)
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
-        self.d_loss, self.g_loss = LOSSES[cfg.loss.name]
+        self.recipe = Recipe(cfg)
         self.gen_data = torch.Generator().manual_seed(data_seed)
         self.gen_noise = torch.Generator().manual_seed(noise_seed)
-        self.fixed_z = torch.randn(t.grid_size, m.latent_dim,
+        self.gen_aug = torch.Generator().manual_seed(aug_seed)  # augmentation, noise, GP mixing
+        # The grid of samples/: one row per class for conditional models.
+        self.grid_cols = max(1, t.grid_size // self.num_classes) if self.num_classes else 0
+        self.fixed_y = (torch.arange(self.num_classes).repeat_interleave(self.grid_cols)
+                        if self.num_classes else None)
+        n_fixed = len(self.fixed_y) if self.fixed_y is not None else t.grid_size
+        self.fixed_z = torch.randn(n_fixed, m.latent_dim,
                                    generator=torch.Generator().manual_seed(fixed_seed))
         self.evaluator = Evaluator(cfg, data, derive_seeds(t.seed, 5)[4])
         self.step = 0
@@ -75,19 +83,19 @@ class Trainer:
 
     def train_step(self) -> None:
         """One iteration: ``d_steps`` discriminator updates, one generator update, EMA."""
-        t = self.cfg.train
+        t, r = self.cfg.train, self.recipe
         b = t.batch_size
         # With one D step, G's step reuses the batch D just saw (as the textbook loop does):
         # one generator forward pass per step instead of two.
         reuse = t.reuse_fake and t.d_steps == 1
         for _ in range(t.d_steps):
-            real = self.x[torch.randint(self.x.shape[0], (b,), generator=self.gen_data)]
+            idx = torch.randint(self.x.shape[0], (b,), generator=self.gen_data)
+            real, y = self.x[idx], (self.y[idx] if self.y is not None else None)
             with fast.autocast(t.precision):
                 with torch.set_grad_enabled(reuse):
-                    fake = self.G(self._noise())
-                logits = self.D(torch.cat([real, fake.detach()])).float()
-            real_logits, fake_logits = logits[:b], logits[b:]
-            loss_d = self.d_loss(real_logits, fake_logits, self.cfg.loss.real_label)
+                    fake = self.G(self._noise(), y)  # generated with the real batch's labels
+                loss_d, real_logits, fake_logits = r.d_loss(self.D, real, fake.detach(), y,
+                                                            self.step, self.gen_aug)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -95,9 +103,8 @@ class Trainer:
         self.D.requires_grad_(False)
         with fast.autocast(t.precision):
             if not reuse:
-                fake = self.G(self._noise())
-            fake_logits_g = self.D(fake).float()
-        loss_g = self.g_loss(fake_logits_g)
+                fake = self.G(self._noise(), y)
+            loss_g = r.g_loss(self.D, fake, real, y, self.step, self.gen_aug)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -201,12 +208,13 @@ class Trainer:
         return self.G_ema if self.G_ema is not None else self.G
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Images from noise ``z`` with the sampling generator, in its output range."""
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images from noise ``z`` (and labels ``y``, if conditional) with the sampling
+        generator, in its output range."""
         g = self.sampler
         was_training = g.training
         g.eval()
-        out = g(z)
+        out = g(z, y)
         g.train(was_training)
         return out
 
@@ -216,7 +224,12 @@ class Trainer:
         folder = self.run_dir / "samples"
         folder.mkdir(exist_ok=True)
         path = folder / f"step-{self.step:09d}.png"
-        atomic_write_bytes(path, sample_png(self.generate(self.fixed_z), self.value_range, self.x))
+        x = self.generate(self.fixed_z, self.fixed_y)
+        if x.ndim == 4:  # images: one row per class for conditional runs
+            data = png_bytes(make_grid(to_uint8(x, self.value_range), nrow=self.grid_cols), 2)
+        else:
+            data = sample_png(x, self.value_range, self.x)
+        atomic_write_bytes(path, data)
         return path
 
     def state(self) -> dict[str, Any]:
@@ -227,9 +240,10 @@ class Trainer:
             "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            "rng": {"data": self.gen_data.get_state(), "noise": self.gen_noise.get_state()},
+            "rng": {"data": self.gen_data.get_state(), "noise": self.gen_noise.get_state(),
+                    "aug": self.gen_aug.get_state()},
             "acc": self._acc, "acc_steps": self._acc_steps,
-            "image_shape": list(self.image_shape),
+            "image_shape": list(self.image_shape), "num_classes": self.num_classes,
             "guard": self.guard.state_dict(),
         }
 
@@ -243,6 +257,8 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.gen_data.set_state(state["rng"]["data"])
         self.gen_noise.set_state(state["rng"]["noise"])
+        if "aug" in state["rng"]:  # absent in checkpoints from before recipes (none drawn)
+            self.gen_aug.set_state(state["rng"]["aug"])
         self._acc = state["acc"].clone()
         self._acc_steps = int(state["acc_steps"])
         self.step = int(state["step"])
