@@ -71,7 +71,7 @@ class ReferenceLoop:
     def __init__(self, cfg, data, seed: int = 0) -> None:
         torch.manual_seed(seed)
         # The same networks as gankit builds (same layers, same init), trained the plain way.
-        proto = Trainer(cfg, data)
+        proto = Trainer(cfg.replace(train={"channels_last": False}), data)
         self.G, self.D = proto.G, proto.D
         self.x = proto.x
         self.cfg = cfg
@@ -128,10 +128,15 @@ def time_steps(step: Callable[[], None], seconds: float) -> tuple[float, float]:
 
 
 def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: list[str],
-             peak: float) -> dict:
-    """Alternate reference and gankit for one case; medians of the repeats."""
+             peak: float, threads: int, default_threads: int) -> dict:
+    """Alternate reference and gankit for one case; medians of the repeats.
+
+    Both loops run on the same number of threads: ``threads``, else the preset's
+    ``train.threads``, else torch's default.
+    """
     cfg = resolve(preset, overrides=overrides, values={"train": {"batch_size": batch}})
     data = load_data(cfg.data)
+    torch.set_num_threads(threads or cfg.train.threads or default_threads)
     ref = ReferenceLoop(cfg, data)
     ours = Trainer(cfg, data)
     flops = flops_per_step(ours.train_step)
@@ -142,7 +147,7 @@ def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: l
             t, m = time_steps(loop.train_step, seconds)
             ms[name].append(t)
             mem[name].append(m)
-    out = {"case": f"{preset}:{batch}", "flops": flops}
+    out = {"case": f"{preset}:{batch}", "flops": flops, "threads": torch.get_num_threads()}
     for name in ("ref", "ours"):
         out[f"{name}_ms"] = statistics.median(ms[name])
         out[f"{name}_ips"] = batch * 1000 / out[f"{name}_ms"]
@@ -161,16 +166,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--set", action="append", default=[], help="config override for gankit")
     args = ap.parse_args()
+    default_threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
     peak32 = matmul_peak(torch.float32)
-    line = f"matmul peak (2048², measured): fp32 {peak32:.1f} GFLOP/s"
+    line = (f"matmul peak (2048², measured, {torch.get_num_threads()} threads): "
+            f"fp32 {peak32:.1f} GFLOP/s")
     if torch.ops.mkldnn._is_mkldnn_bf16_supported():
         line += f", bf16 {matmul_peak(torch.bfloat16):.1f} GFLOP/s"
     print(line)
-    header = (f"{'case':12s} {'MFLOP/step':>10s} {'ref ms':>8s} {'ref img/s':>10s} "
+    header = (f"{'case':12s} {'thr':>3s} {'MFLOP/step':>10s} {'ref ms':>8s} {'ref img/s':>10s} "
               f"{'ref MiB':>8s} {'gankit ms':>9s} {'gankit img/s':>12s} {'gankit MiB':>10s} "
               f"{'ratio':>6s} {'% fp32 peak':>11s}")
     print(header)
@@ -180,8 +187,10 @@ def main() -> None:
         if preset not in available:
             print(f"{case:12s} skipped: no preset '{preset}'")
             continue
-        r = run_case(preset, int(batch), args.repeats, args.seconds, args.set, peak32)
-        print(f"{r['case']:12s} {r['flops'] / 1e6:10.1f} {r['ref_ms']:8.2f} {r['ref_ips']:10.0f} "
+        r = run_case(preset, int(batch), args.repeats, args.seconds, args.set, peak32,
+                     args.threads, default_threads)
+        print(f"{r['case']:12s} {r['threads']:3d} {r['flops'] / 1e6:10.1f} {r['ref_ms']:8.2f} "
+              f"{r['ref_ips']:10.0f} "
               f"{r['ref_mem']:8.0f} {r['ours_ms']:9.2f} {r['ours_ips']:12.0f} "
               f"{r['ours_mem']:10.0f} {r['ratio']:5.2f}x {100 * r['peak_frac']:10.1f}%",
               flush=True)

@@ -26,7 +26,7 @@ else:  # pragma: no cover
 
 ACTIVATIONS = ("leaky_relu", "relu", "elu", "gelu", "silu", "tanh")
 OUTPUTS = ("tanh", "sigmoid", "linear")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 LOSSES = ("non_saturating", "minimax", "least_squares", "wasserstein", "hinge", "relativistic")
 FAMILIES = ("mlp", "dcgan", "resnet")
 D_OUTPUTS = ("linear", "sigmoid")
@@ -103,9 +103,10 @@ class TrainConfig:
     ema: float = 0.999  # decay of the generator's moving average used for sampling; 0 = off
     seed: int = 0
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
-    precision: str = "fp32"  # fp32, or bf16 autocast of the forward passes
+    precision: str = "fp32"  # fp32; bf16 autocast of the forward passes; auto = bf16 where fast
     fused_adam: bool = True  # one fused Adam kernel where torch supports it
     reuse_fake: bool = True  # with d_steps = 1, G's step reuses the batch D just scored
+    channels_last: bool = True  # NHWC memory layout for convolutional networks
     log_every: int = 100
     sample_every: int = 1000
     checkpoint_every: int = 1000

@@ -1,4 +1,5 @@
-"""Speed levers of the training step, each switchable in [train]: fused Adam, bf16 autocast."""
+"""Speed levers of the training step, each switchable in [train]: fused Adam, bf16 autocast,
+channels-last memory layout."""
 
 from __future__ import annotations
 
@@ -20,11 +21,38 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, ..
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), foreach=True)
 
 
+def channels_last(x: torch.Tensor, *modules: torch.nn.Module | None) -> torch.Tensor:
+    """Put ``modules`` in the NHWC memory layout (faster convolutions) and return ``x`` in it."""
+    for module in modules:
+        if module is not None:
+            module.to(memory_format=torch.channels_last)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def match_layout(opt: torch.optim.Optimizer) -> None:
+    """Give each per-parameter optimizer tensor its parameter's memory layout.
+
+    Checkpoints store tensors contiguous; restored moments of a channels-last parameter must be
+    channels-last again, or the update takes another kernel path and resume is not bitwise.
+    """
+    for p, s in opt.state.items():
+        for key, value in s.items():
+            if isinstance(value, torch.Tensor) and value.shape == p.shape:
+                s[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 def bf16_supported(device: str = "cpu") -> bool:
     """Whether bfloat16 matrix multiplication is fast on ``device``."""
     if device.startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """``auto`` becomes bf16 where the device has fast bf16 matrix units, else fp32."""
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    return precision
 
 
 def autocast(precision: str, device: str = "cpu") -> contextlib.AbstractContextManager:

@@ -42,7 +42,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         t, m = cfg.train, cfg.model
-        init_seed, data_seed, noise_seed, fixed_seed, aug_seed = derive_seeds(t.seed, 5)
+        init_seed, data_seed, noise_seed, fixed_seed, aug_seed, eval_seed = derive_seeds(t.seed, 6)
         self.image_shape = data.shape
         self.value_range = models.output_range(m)
         self.num_classes = data.num_classes if m.conditional else 0
@@ -54,10 +54,13 @@ class Trainer:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         lo, hi = self.value_range
         self.x = (data.images * (hi - lo) + lo).contiguous()
+        if t.channels_last and self.x.ndim == 4 and m.family != "mlp":
+            self.x = fast.channels_last(self.x, self.G, self.D, self.G_ema)
         self.y = data.labels if self.num_classes else None
         self.opt_g = fast.adam(self.G.parameters(), t.lr_g, t.betas_g, t.fused_adam)
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
         self.recipe = Recipe(cfg)
+        self.precision = fast.resolve_precision(t.precision)
         self.gen_data = torch.Generator().manual_seed(data_seed)
         self.gen_noise = torch.Generator().manual_seed(noise_seed)
         self.gen_aug = torch.Generator().manual_seed(aug_seed)  # augmentation, noise, GP mixing
@@ -68,7 +71,7 @@ class Trainer:
         n_fixed = len(self.fixed_y) if self.fixed_y is not None else t.grid_size
         self.fixed_z = torch.randn(n_fixed, m.latent_dim,
                                    generator=torch.Generator().manual_seed(fixed_seed))
-        self.evaluator = Evaluator(cfg, data, derive_seeds(t.seed, 5)[4])
+        self.evaluator = Evaluator(cfg, data, eval_seed)
         self.step = 0
         self._acc = torch.zeros(len(STAT_NAMES))
         self._acc_steps = 0
@@ -91,7 +94,7 @@ class Trainer:
         for _ in range(t.d_steps):
             idx = torch.randint(self.x.shape[0], (b,), generator=self.gen_data)
             real, y = self.x[idx], (self.y[idx] if self.y is not None else None)
-            with fast.autocast(t.precision):
+            with fast.autocast(self.precision):
                 with torch.set_grad_enabled(reuse):
                     fake = self.G(self._noise(), y)  # generated with the real batch's labels
                 loss_d, real_logits, fake_logits = r.d_loss(self.D, real, fake.detach(), y,
@@ -101,7 +104,7 @@ class Trainer:
             self.opt_d.step()
 
         self.D.requires_grad_(False)
-        with fast.autocast(t.precision):
+        with fast.autocast(self.precision):
             if not reuse:
                 fake = self.G(self._noise(), y)
             loss_g = r.g_loss(self.D, fake, real, y, self.step, self.gen_aug)
@@ -253,8 +256,9 @@ class Trainer:
         self.D.load_state_dict(state["D"])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        for opt, key in ((self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
+            opt.load_state_dict(state[key])
+            fast.match_layout(opt)
         self.gen_data.set_state(state["rng"]["data"])
         self.gen_noise.set_state(state["rng"]["noise"])
         if "aug" in state["rng"]:  # absent in checkpoints from before recipes (none drawn)
