@@ -16,7 +16,6 @@ reported against a large matmul measured in the same run.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import statistics
 import time
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from reference import ReferenceLoop
 from torch.utils.flop_counter import FlopCounterMode
 
 from gankit import load_data, presets, resolve
@@ -63,45 +62,6 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0) -> floa
         a @ b
         count += 1
     return 2 * n**3 * count / (time.perf_counter() - t0) / 1e9
-
-
-class ReferenceLoop:
-    """The textbook eager loop for a gankit config's model (its stabilisers written plainly)."""
-
-    def __init__(self, cfg, data, seed: int = 0) -> None:
-        torch.manual_seed(seed)
-        # The same networks as gankit builds (same layers, same init), trained the plain way.
-        proto = Trainer(cfg.replace(train={"channels_last": False}), data)
-        self.G, self.D = proto.G, proto.D
-        self.x = proto.x
-        self.cfg = cfg
-        t = cfg.train
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=tuple(t.betas_g))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=tuple(t.betas_d))
-        self.ema = copy.deepcopy(self.G) if t.ema > 0 else None
-
-    def train_step(self) -> None:
-        """One D step then one G step, as tutorials write them."""
-        b, zdim = self.cfg.train.batch_size, self.cfg.model.latent_dim
-        real = self.x[torch.randint(0, self.x.shape[0], (b,))]
-        ones, zeros = torch.ones(b), torch.zeros(b)
-        fake = self.G(torch.randn(b, zdim))
-        d_loss = (F.binary_cross_entropy_with_logits(self.D(real), ones)
-                  + F.binary_cross_entropy_with_logits(self.D(fake.detach()), zeros))
-        self.opt_d.zero_grad()
-        d_loss.backward()
-        self.opt_d.step()
-        g_loss = F.binary_cross_entropy_with_logits(self.D(fake), ones)
-        self.opt_g.zero_grad()
-        g_loss.backward()
-        self.opt_g.step()
-        if self.ema is not None:
-            decay = self.cfg.train.ema
-            with torch.no_grad():
-                for pe, p in zip(self.ema.parameters(), self.G.parameters(), strict=True):
-                    pe.mul_(decay).add_(p, alpha=1 - decay)
-        d_loss.item()
-        g_loss.item()
 
 
 def flops_per_step(step: Callable[[], None]) -> int:
