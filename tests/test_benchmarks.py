@@ -1,0 +1,39 @@
+"""The benchmark scripts still run (a handful of steps each) and print their tables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *args: str) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                          capture_output=True, text=True, env=env, timeout=240, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_speed_prints_the_table() -> None:
+    out = run("speed.py", "--cases", "seed:16", "dcgan:8", "--repeats", "1", "--seconds", "0.05",
+              "--threads", "1", "--set", "model.base_channels=4")
+    assert "matmul peak" in out
+    row = next(line for line in out.splitlines() if line.startswith("seed:16"))
+    ratio = float(row.split()[-2].rstrip("x"))
+    assert 0.05 < ratio < 50
+    assert any(line.startswith("dcgan:8") for line in out.splitlines())
+
+
+def test_time_to_quality_prints_curves() -> None:
+    out = run("time_to_quality.py", "--seconds", "0.6", "--every", "0.3", "--seeds", "0",
+              "--num", "200", "--runs", "gankit classic")
+    assert "gankit classic seed 0:" in out and "time to FD <=" in out
+
+
+def test_classic_ablation_prints_rows() -> None:
+    out = run("classic_ablation.py", "--steps", "3", "--seeds", "0", "--only", "seed (textbook)")
+    assert "real-vs-real" in out and "seed (textbook)" in out
