@@ -106,6 +106,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32, or bf16 autocast of the forward passes
     fused_adam: bool = True  # one fused Adam kernel where torch supports it
     reuse_fake: bool = True  # with d_steps = 1, G's step reuses the batch D just scored
+    shared_draws: bool = False  # torchrun: every rank draws the global batch, keeps its slice
     log_every: int = 100
     sample_every: int = 1000
     checkpoint_every: int = 1000
