@@ -156,3 +156,14 @@ def test_split_of_the_global_batch() -> None:
 def test_single_process_world() -> None:
     assert distributed.current() == distributed.World(0, 1, 0)
     assert distributed.backend_for("cuda:1") == "nccl" and distributed.backend_for("cpu") == "gloo"
+
+
+def test_guard_rolls_back_every_rank_together(tmp_path: Path) -> None:
+    # Every log step "explodes": both ranks roll back together twice, then stop with exit code 3.
+    out = tmp_path / "run"
+    done = torchrun(2, *TINY, "--steps", "6", "--set", "guard.loss_max=0.01",
+                    "--set", "guard.max_retries=2", "--out", str(out), timeout=60)
+    assert done.returncode != 0
+    assert "training diverged at step 1" in done.stderr
+    events = [r["event"] for r in metrics(out) if "event" in r]
+    assert events == ["divergence", "divergence", "stopped"]

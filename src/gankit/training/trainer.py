@@ -153,7 +153,8 @@ class Trainer:
         t = self.cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
-        bar = Progress(t.steps, enabled=progress and self.world.main)
+        split = f" (batch {self.world.size}x{self.batch})" if self.world.size > 1 else ""
+        bar = Progress(t.steps, enabled=progress and self.world.main, note=split)
         self._clock = (time.perf_counter(), self.step)
         self.G.train()
         self.D.train()
