@@ -17,6 +17,7 @@ from .errors import DivergedError, GankitError
 from .fileio import atomic_write
 from .images import make_grid, points_extent, save_png, scatter
 from .run import check_out, default_out, load_run, prepare, resume_config
+from .training import distributed
 from .training.signals import stop_on_signals
 
 
@@ -102,7 +103,13 @@ def make_parser() -> Parser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``gankit train``."""
+    """``gankit train``; under torchrun, one process of the job (rank 0 writes and talks)."""
+    with distributed.session() as world:
+        return _train(args, world)
+
+
+def _train(args: argparse.Namespace, world: distributed.World) -> int:
+    note = ""
     if args.resume:
         if args.out is None:
             raise GankitError("--resume needs --out RUN, the run to continue")
@@ -115,8 +122,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise GankitError(f"{changed[0]} cannot change a run being resumed; "
                               "only --steps can")
         out = Path(args.out)
-        check_out(out, resume=True)
-        cfg = resume_config(out, args.steps)
+        cfg = None
+        if world.main:  # only rank 0 reads the run directory
+            check_out(out, resume=True)
+            cfg = resume_config(out, args.steps)
     else:
         values: dict = {"data": {}, "train": {}, "eval": {}}
         if args.eval_every is not None:
@@ -128,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for key in ("steps", "batch_size", "seed"):
             if getattr(args, key) is not None:
                 values["train"][key] = getattr(args, key)
-        overrides, note = list(args.set), ""
+        overrides = list(args.set)
         if args.preset is None and args.config is None and args.data is not None:
             picked = choose(args.data)
             if picked is not None:
@@ -138,19 +147,25 @@ def cmd_train(args: argparse.Namespace) -> int:
                         "(--preset chooses another)")
         cfg = resolve(args.preset, args.config, overrides, values)
         out = Path(args.out) if args.out else default_out()
+    cfg, out = distributed.broadcast_object((cfg, out), world)  # one config, one run directory
     trainer = prepare(cfg, out, resume=args.resume)
-    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
+    quiet = args.quiet or not world.main
+    say = (lambda text: None) if quiet else (lambda text: print(text, file=sys.stderr))
     if not args.resume and note:
         say(note)
     what = f"resuming at step {trainer.step}" if args.resume else "training"
     shape = "x".join(map(str, trainer.image_shape))
+    split = (f", global batch {cfg.train.batch_size} = {world.size} processes x {trainer.batch}"
+             if world.size > 1 else "")
     say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({shape}) "
-        f"for {cfg.train.steps} steps into {out}")
+        f"for {cfg.train.steps} steps into {out}{split}")
     with stop_on_signals(trainer) as caught:
         try:
-            trainer.fit(progress=not args.quiet)
+            trainer.fit(progress=not quiet)
         except KeyboardInterrupt:
             name = caught.name or "SIGINT"
+            if not world.main:
+                return 128 + int(getattr(signal, name))
             saved = f"checkpoint saved at step {trainer.step}; " if trainer.step else ""
             print(f"\ngankit: stopped by {name}; {saved}resume with: "
                   f"gankit train --resume --out {out}", file=sys.stderr)
@@ -219,8 +234,15 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "report"
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command; user errors become one line on stderr and exit code 2.
 
-    A run that diverged beyond recovery also ends with one line, and exit code 3.
+    A run that diverged beyond recovery also ends with one line, and exit code 3. Under torchrun
+    an unexpected exception is also recorded for torchrun's failure summary.
     """
+    if distributed.launched():
+        return distributed.recorded(_main)(argv)
+    return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

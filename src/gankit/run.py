@@ -15,7 +15,7 @@ from . import models, runlog
 from .config import Config, load_toml_config, to_toml
 from .errors import ConfigError, RunError
 from .fileio import atomic_write_bytes, is_temp, remove_temps
-from .training import checkpoint
+from .training import checkpoint, distributed
 from .training.trainer import Trainer
 from .untrusted import refuse_pickle
 
@@ -69,19 +69,27 @@ def prepare(cfg: Config, out: Path | None = None, resume: bool = False) -> Train
 
     With ``resume`` the run in ``out`` continues from its latest checkpoint, bitwise as if it
     had never stopped; ``cfg`` is then normally ``resume_config(out, steps)``.
+
+    Under torchrun only rank 0 reads and writes ``out``; the other ranks get rank 0's checkpoint
+    from it and their trainers write nothing (``run_dir`` None).
     """
+    world = distributed.current()
     out = Path(out) if out is not None else default_out()
-    check_out(out, resume)
+    if world.main:
+        check_out(out, resume)
     dataset = data_sources.build(cfg.data)
-    trainer = Trainer(cfg, dataset, run_dir=out)
-    state = checkpoint.latest(out / "checkpoints") if resume else None
+    trainer = Trainer(cfg, dataset, run_dir=out if world.main else None)
+    state = checkpoint.latest(out / "checkpoints") if resume and world.main else None
+    if resume:
+        state = distributed.broadcast_object(state, world)
     if state is not None:
         try:
             trainer.load_state(state)
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise RunError(f"checkpoint in {out} does not fit its config: {e}") from None
-    _prepare(out, cfg)
-    runlog.truncate(out / "metrics.jsonl", trainer.step)
+    if world.main:
+        _prepare(out, cfg)
+        runlog.truncate(out / "metrics.jsonl", trainer.step)
     return trainer
 
 

@@ -9,8 +9,10 @@ from typing import TextIO
 class Progress:
     """Shows step, speed and training statistics; silent when ``enabled`` is False."""
 
-    def __init__(self, total: int, enabled: bool = True, stream: TextIO | None = None) -> None:
+    def __init__(self, total: int, enabled: bool = True, stream: TextIO | None = None,
+                 note: str = "") -> None:
         self.total = total
+        self.note = note  # shown after the speed, e.g. how the batch is split across processes
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
@@ -23,7 +25,8 @@ class Progress:
         pct = 100.0 * step / max(1, self.total)
         filled = int(20 * step / max(1, self.total))
         bar = "#" * filled + "-" * (20 - filled)
-        line = (f"[{bar}] {step}/{self.total} {pct:3.0f}% {stats['steps_per_s']:.0f} steps/s "
+        line = (f"[{bar}] {step}/{self.total} {pct:3.0f}% "
+                f"{stats['steps_per_s']:.0f} steps/s{self.note} "
                 f"loss_D {stats['loss_d']:.3f} loss_G {stats['loss_g']:.3f} "
                 f"D(x) {stats['d_real']:.3f} D(G(z)) {stats['d_fake']:.3f}")
         if self.tty:

@@ -17,7 +17,7 @@ from ..data.base import Dataset
 from ..fileio import atomic_write_bytes
 from ..images import make_grid, png_bytes, sample_png, to_uint8
 from ..recipe import Recipe
-from . import checkpoint, fast
+from . import checkpoint, distributed, fast
 from .evaluation import Evaluator
 from .guard import Guard, weights_finite
 from .progress import Progress
@@ -43,6 +43,11 @@ class Trainer:
         self.run_dir = run_dir
         t, m = cfg.train, cfg.model
         init_seed, data_seed, noise_seed, fixed_seed, aug_seed, eval_seed = derive_seeds(t.seed, 6)
+        # Under torchrun: this rank's share of the batch, and its own random streams.
+        self.world = distributed.current()
+        self.batch, self.draw, self.part = distributed.split(t, self.world, cfg.reg.pack)
+        if self.world.rank and not t.shared_draws:
+            data_seed, noise_seed, aug_seed = distributed.rank_seeds(t.seed, self.world.rank)
         self.image_shape = data.shape
         self.value_range = models.output_range(m)
         self.num_classes = data.num_classes if m.conditional else 0
@@ -52,6 +57,8 @@ class Trainer:
         self.G_ema: nn.Module | None = None
         if t.ema > 0:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        if self.world.size > 1:
+            distributed.broadcast_modules([self.G, self.D, self.G_ema])
         lo, hi = self.value_range
         self.x = (data.images * (hi - lo) + lo).contiguous()
         if t.channels_last and self.x.ndim == 4 and m.family != "mlp":
@@ -77,22 +84,23 @@ class Trainer:
         self._acc_steps = 0
         self.guard = Guard(cfg.guard)
         self.stop_requested = False
+        self._stop_agreed = False  # under torchrun: whether any rank asked to stop this step
 
     # -- one step ---------------------------------------------------------------------------
 
     def _noise(self) -> torch.Tensor:
-        return torch.randn(self.cfg.train.batch_size, self.cfg.model.latent_dim,
-                           generator=self.gen_noise)
+        return torch.randn(self.draw, self.cfg.model.latent_dim,
+                           generator=self.gen_noise)[self.part]
 
     def train_step(self) -> None:
         """One iteration: ``d_steps`` discriminator updates, one generator update, EMA."""
         t, r = self.cfg.train, self.recipe
-        b = t.batch_size
+        b = self.draw  # this rank's share of the batch is [self.part] of it
         # With one D step, G's step reuses the batch D just saw (as the textbook loop does):
         # one generator forward pass per step instead of two.
         reuse = t.reuse_fake and t.d_steps == 1
         for _ in range(t.d_steps):
-            idx = torch.randint(self.x.shape[0], (b,), generator=self.gen_data)
+            idx = torch.randint(self.x.shape[0], (b,), generator=self.gen_data)[self.part]
             real, y = self.x[idx], (self.y[idx] if self.y is not None else None)
             with fast.autocast(self.precision):
                 with torch.set_grad_enabled(reuse):
@@ -101,6 +109,9 @@ class Trainer:
                                                             self.step, self.gen_aug)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
+            if self.world.size > 1:
+                self._stop_agreed = distributed.average_grads(
+                    self.D.parameters(), self.world, self.stop_requested)
             self.opt_d.step()
 
         self.D.requires_grad_(False)
@@ -110,6 +121,8 @@ class Trainer:
             loss_g = r.g_loss(self.D, fake, real, y, self.step, self.gen_aug)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        if self.world.size > 1:
+            distributed.average_grads(self.G.parameters(), self.world)
         self.opt_g.step()
         self.D.requires_grad_(True)
 
@@ -143,7 +156,8 @@ class Trainer:
         t = self.cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
-        bar = Progress(t.steps, enabled=progress)
+        split = f" (batch {self.world.size}x{self.batch})" if self.world.size > 1 else ""
+        bar = Progress(t.steps, enabled=progress and self.world.main, note=split)
         self._clock = (time.perf_counter(), self.step)
         self.G.train()
         self.D.train()
@@ -161,11 +175,13 @@ class Trainer:
                     self.save_samples()
                 if self.run_dir is not None and self.evaluator.due(self.step, last):
                     self.evaluator(self)
-                if self.run_dir is not None and (self.step % t.checkpoint_every == 0 or last):
+                checks = self.run_dir is not None or self.world.size > 1
+                if checks and (self.step % t.checkpoint_every == 0 or last):
                     if self._rolled_back(None, bar):  # never checkpoint broken weights
                         continue
-                    self.save_checkpoint()
-                if self.stop_requested:
+                    if self.run_dir is not None:
+                        self.save_checkpoint()
+                if self._stop_agreed if self.world.size > 1 else self.stop_requested:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
             bar.close()
@@ -181,6 +197,8 @@ class Trainer:
     def _rolled_back(self, record: dict[str, Any] | None, bar: Progress) -> bool:
         """Let the guard check (see ``Guard.watch``); True when it rolled the run back."""
         message = self.guard.watch(self, record)
+        if self.world.size > 1:  # rank 0 decides, and every rank takes its state
+            message = distributed.sync_rollback(self, message)
         if message is None:
             return False
         bar.message(f"gankit: {message}")
@@ -192,6 +210,8 @@ class Trainer:
         t0, s0 = self._clock
         self._clock = (now, self.step)
         rate = (self.step - s0) / max(now - t0, 1e-9)
+        if self.world.size > 1:  # the statistics of the global batch, the same on every rank
+            distributed.mean_(self._acc, self.world)
         means = (self._acc / max(1, self._acc_steps)).tolist()
         self._acc.zero_()
         self._acc_steps = 0
@@ -267,6 +287,11 @@ class Trainer:
         self._acc_steps = int(state["acc_steps"])
         self.step = int(state["step"])
         self.guard.load_state_dict(state.get("guard"))
+        if self.world.rank and not self.cfg.train.shared_draws:  # the checkpoint holds rank 0's
+            for gen, seed in zip((self.gen_data, self.gen_noise, self.gen_aug),
+                                 distributed.rank_seeds(self.cfg.train.seed, self.world.rank,
+                                                        self.step), strict=True):
+                gen.manual_seed(seed)
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current step to ``checkpoints/``."""
