@@ -165,3 +165,18 @@ def test_no_rollback_without_trouble_and_guard_off(monkeypatch: pytest.MonkeyPat
 def test_guard_config_is_validated(key: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=f"guard.{key}"):
         resolve(values={"guard": {key: value}})
+
+
+def test_rollback_raises_the_penalty_and_resume_keeps_it(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    hit = inject(monkeypatch, {5}, nan_weight)
+    cfg = resolve("wgan-gp", values={"train": {**TINY, "steps": 8, "d_steps": 1},
+                                     "model": {"base_channels": 4},
+                                     "guard": {"penalty_factor": 3.0}})
+    trainer = gankit.train(cfg, out=out, progress=False)
+    assert hit == [5] and trainer.recipe.penalty_scale == pytest.approx(3.0)
+    (event,) = events(out)
+    assert event["penalty_scale"] == pytest.approx(3.0)
+    resumed = gankit.prepare(gankit.resume_config(out, 10), out, resume=True)
+    assert resumed.recipe.penalty_scale == pytest.approx(3.0)

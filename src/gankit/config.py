@@ -132,6 +132,7 @@ class GuardConfig:
     enabled: bool = True
     max_retries: int = 3  # rollbacks before training stops with a report
     lr_factor: float = 0.5  # both learning rates are multiplied by this at each rollback
+    penalty_factor: float = 2.0  # reg.gp_weight and reg.r1_gamma are multiplied by this
     grad_norm_max: float = 1e4  # a gradient norm above this is an explosion; 0 = unchecked
     loss_max: float = 1e5  # a mean |loss| above this is an explosion; 0 = unchecked
     collapse_steps: int = 2000  # steps D may look perfect (see collapse_margin); 0 = unchecked
@@ -378,6 +379,8 @@ def validate(cfg: Config) -> None:
 def _validate_guard(g: GuardConfig) -> None:
     _require(0 <= g.max_retries <= 100, f"guard.max_retries must be in 0..100, got {g.max_retries}")
     _require(0.0 < g.lr_factor <= 1.0, f"guard.lr_factor must be in (0, 1], got {g.lr_factor}")
+    _require(1.0 <= g.penalty_factor <= 100.0,
+             f"guard.penalty_factor must be in [1, 100], got {g.penalty_factor}")
     _require(0.0 <= g.grad_norm_max <= 1e30,
              f"guard.grad_norm_max must be in 0..1e30 (0 = unchecked), got {g.grad_norm_max}")
     _require(0.0 <= g.loss_max <= 1e30,

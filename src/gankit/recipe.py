@@ -26,6 +26,7 @@ class Recipe:
         self.d_fn, self.g_fn = LOSSES[cfg.loss.name]
         self.needs_real = cfg.loss.name in NEEDS_REAL_FOR_G
         self.sigmoid_d = cfg.model.d_output == "sigmoid"
+        self.penalty_scale = 1.0  # raised by the divergence guard at each rollback
 
     def score(self, D: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """D's logits for (already transformed) inputs ``x``."""
@@ -60,9 +61,11 @@ class Recipe:
         if r.gp_weight > 0:
             pr, pf = pack(real, r.pack), pack(fake, r.pack)
             eps = torch.rand(pr.shape[0], generator=gen)
-            loss = loss + r.gp_weight * gradient_penalty(critic, pr, pf, eps, r.gp_one_sided)
+            gp = gradient_penalty(critic, pr, pf, eps, r.gp_one_sided)
+            loss = loss + self.penalty_scale * r.gp_weight * gp
         if r.r1_gamma > 0 and step % r.r1_every == 0:
-            loss = loss + 0.5 * r.r1_gamma * r.r1_every * r1_penalty(critic, pack(real, r.pack))
+            r1 = r1_penalty(critic, pack(real, r.pack))
+            loss = loss + self.penalty_scale * 0.5 * r.r1_gamma * r.r1_every * r1
         return loss, real_logits.detach(), fake_logits.detach()
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor,

@@ -10,7 +10,8 @@ per log step, none per training step):
 
 On detection the trainer is rolled back to the newest checkpoint from before the trouble (or to
 the state at the start of ``fit`` when there is none), the learning rates are set to the
-configured ones times ``lr_factor ** rollbacks``, and training goes on; after ``max_retries``
+configured ones times ``lr_factor ** rollbacks`` (penalty weights times
+``penalty_factor ** rollbacks``), and training goes on; after ``max_retries``
 rollbacks it stops with DivergedError. Each event goes to metrics.jsonl with an ``event`` key.
 """
 
@@ -155,15 +156,21 @@ class Guard:
         lr_g, lr_d = trainer.cfg.train.lr_g * scale, trainer.cfg.train.lr_d * scale
         trainer.load_state(target)
         self.retries, self.collapse_since = retries, None
+        trainer.recipe.penalty_scale = self.penalty_scale()
         for opt, lr in ((trainer.opt_g, lr_g), (trainer.opt_d, lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr
-        event.update(action="rollback", rollback_to=trainer.step, lr_g=lr_g, lr_d=lr_d)
+        event.update(action="rollback", rollback_to=trainer.step, lr_g=lr_g, lr_d=lr_d,
+                     penalty_scale=trainer.recipe.penalty_scale)
         if trainer.run_dir is not None:
             runlog.truncate(trainer.run_dir / "metrics.jsonl", trainer.step)
             trainer.save_checkpoint()  # keeps the new rates; drops the abandoned checkpoints
         self._record(trainer, event)
         return event
+
+    def penalty_scale(self) -> float:
+        """The factor on the configured penalty weights after the rollbacks so far."""
+        return self.cfg.penalty_factor ** self.retries
 
     def _record(self, trainer: Trainer, event: dict[str, Any]) -> None:
         self.events.append(event)

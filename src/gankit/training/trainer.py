@@ -287,6 +287,7 @@ class Trainer:
         self._acc_steps = int(state["acc_steps"])
         self.step = int(state["step"])
         self.guard.load_state_dict(state.get("guard"))
+        self.recipe.penalty_scale = self.guard.penalty_scale()
         if self.world.rank and not self.cfg.train.shared_draws:  # the checkpoint holds rank 0's
             for gen, seed in zip((self.gen_data, self.gen_noise, self.gen_aug),
                                  distributed.rank_seeds(self.cfg.train.seed, self.world.rank,
