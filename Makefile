@@ -32,6 +32,8 @@ stress: setup
 	GANKIT_EXAMPLES=1000 $(BIN)/python -m pytest -q tests/test_properties.py
 
 bench: setup
+	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/time_to_quality.py
 	$(BIN)/python benchmarks/classic_ablation.py
 
 clean:
