@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import runlog
 from .config import load_toml_config, to_toml
 from .errors import RunError
 from .fileio import atomic_write_bytes
 from .metrics.evaluate import GOALS
 from .run import is_run
 from .training import checkpoint
-from .training.evaluation import BEST, read_records
+from .training.evaluation import BEST
 
 LOSS_KEYS = ("loss_d", "loss_g")
 D_KEYS = ("d_real", "d_fake")
@@ -109,7 +110,7 @@ def render(run: Path) -> str:
     if not is_run(run):
         raise RunError(f"{run} is not a gankit run directory (no config.toml)")
     cfg = load_toml_config(run / "config.toml")
-    records = read_records(run / "metrics.jsonl")
+    records = runlog.read(run / "metrics.jsonl")
     train = [r for r in records if "loss_d" in r]
     evals = [r for r in records if any(k in GOALS for k in r)]
     parts = [f"<h1>gankit run {html.escape(run.name)}</h1>",

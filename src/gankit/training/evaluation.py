@@ -13,27 +13,13 @@ from typing import Any
 
 import torch
 
+from .. import runlog
 from ..config import Config
 from ..data.base import Dataset
 from ..metrics.evaluate import Reference, evaluate, is_better, reference
 from . import checkpoint
 
 BEST = "best"  # checkpoints/best/: the best checkpoint by the main metric
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The JSON records of a metrics.jsonl file (torn lines skipped; [] when missing)."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
 
 
 class Evaluator:
@@ -80,7 +66,7 @@ class Evaluator:
         if run_dir is None:
             return record
         if self._best is None:  # on (re)start: the best of the evaluations logged so far
-            for old in read_records(run_dir / "metrics.jsonl"):
+            for old in runlog.read(run_dir / "metrics.jsonl"):
                 if old.get("step", 0) < trainer.step and is_better(old, self._best, self.main):
                     self._best = old
         if is_better(record, self._best, self.main):
