@@ -37,3 +37,9 @@ def test_time_to_quality_prints_curves() -> None:
 def test_classic_ablation_prints_rows() -> None:
     out = run("classic_ablation.py", "--steps", "3", "--seeds", "0", "--only", "seed (textbook)")
     assert "real-vs-real" in out and "seed (textbook)" in out
+
+
+def test_gpu_dcgan_runs_or_says_why_not() -> None:
+    out = run("gpu_dcgan.py", "--seconds", "0.2", "--repeats", "1", "--warmup", "1",
+              "--set", "model.base_channels=8")
+    assert "no CUDA device" in out or ("fp16" in out and "images/s" in out)

@@ -1,7 +1,8 @@
 """Differentiable augmentation (DiffAugment, Zhao et al. 2020): translation, cutout, colour.
 
 Applied to every image D sees, real and generated alike, so gradients flow through it to G.
-Each image gets its own random parameters, drawn from the generator the caller passes in.
+Each image gets its own random parameters, drawn from the (CPU) generator the caller passes in
+and moved to the images' device.
 """
 
 from __future__ import annotations
@@ -14,27 +15,33 @@ import torch.nn.functional as F
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-def _rand(n: int, gen: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.rand(n, *shape, generator=gen)
+def _rand(x: torch.Tensor, gen: torch.Generator, *shape: int) -> torch.Tensor:
+    return torch.rand(x.shape[0], *shape, generator=gen).to(x.device)
+
+
+def _grid(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices (H, W) of the images ``x``, on their device."""
+    h, w = x.shape[-2:]
+    return torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device),
+                          indexing="ij")
 
 
 def color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random brightness (±0.5), saturation (×0..2) and contrast (×0.5..1.5) per image."""
-    n = x.shape[0]
-    x = x + (_rand(n, gen, 1, 1, 1) - 0.5)
+    x = x + (_rand(x, gen, 1, 1, 1) - 0.5)
     mean = x.mean(dim=1, keepdim=True)
-    x = (x - mean) * (_rand(n, gen, 1, 1, 1) * 2.0) + mean
+    x = (x - mean) * (_rand(x, gen, 1, 1, 1) * 2.0) + mean
     mean = x.mean(dim=[1, 2, 3], keepdim=True)
-    return (x - mean) * (_rand(n, gen, 1, 1, 1) + 0.5) + mean
+    return (x - mean) * (_rand(x, gen, 1, 1, 1) + 0.5) + mean
 
 
 def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by up to ``ratio`` of its size in x and y, filling with zeros."""
     n, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = torch.randint(-sy, sy + 1, (n, 1, 1), generator=gen)
-    tx = torch.randint(-sx, sx + 1, (n, 1, 1), generator=gen)
-    gy, gx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ty = torch.randint(-sy, sy + 1, (n, 1, 1), generator=gen).to(x.device)
+    tx = torch.randint(-sx, sx + 1, (n, 1, 1), generator=gen).to(x.device)
+    gy, gx = _grid(x)
     gy = (gy.unsqueeze(0) + ty + 1).clamp(0, h + 1)
     gx = (gx.unsqueeze(0) + tx + 1).clamp(0, w + 1)
     padded = F.pad(x, [1, 1, 1, 1])
@@ -46,9 +53,9 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.T
     """Zero a square of ``ratio`` times the image size at a random place in each image."""
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen)
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen)
-    gy, gx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen).to(x.device)
+    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen).to(x.device)
+    gy, gx = _grid(x)
     inside = (((gy.unsqueeze(0) >= oy - ch // 2) & (gy.unsqueeze(0) < oy - ch // 2 + ch))
               & ((gx.unsqueeze(0) >= ox - cw // 2) & (gx.unsqueeze(0) < ox - cw // 2 + cw)))
     return x * (~inside).unsqueeze(1).to(x.dtype)

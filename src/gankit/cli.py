@@ -68,6 +68,9 @@ def make_parser() -> Parser:
                    help="override one config value (repeatable)")
     t.add_argument("--eval-every", type=natural_int, metavar="N",
                    help="compute quality metrics every N steps into metrics.jsonl (0 = off)")
+    t.add_argument("--devices", metavar="DEVICE",
+                   help="auto (CUDA if available, the default), cpu, cuda or cuda:N "
+                        "(train.device; under torchrun cuda is cuda:LOCAL_RANK)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress display")
 
@@ -102,7 +105,7 @@ def make_parser() -> Parser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``gankit train``; under torchrun, one process of the job (rank 0 writes and talks)."""
-    with distributed.session() as world:
+    with distributed.session(args.devices or "auto") as world:
         return _train(args, world)
 
 
@@ -118,12 +121,12 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
                    ("--set", args.set or None)) if value is not None]
         if changed:
             raise GankitError(f"{changed[0]} cannot change a run being resumed; "
-                              "only --steps can")
+                              "only --steps and --devices can")
         out = Path(args.out)
         cfg = None
         if world.main:  # only rank 0 reads the run directory
             check_out(out, resume=True)
-            cfg = resume_config(out, args.steps)
+            cfg = resume_config(out, args.steps, args.devices)
     else:
         values: dict = {"data": {}, "train": {}, "eval": {}}
         if args.eval_every is not None:
@@ -135,6 +138,8 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
         for key in ("steps", "batch_size", "seed"):
             if getattr(args, key) is not None:
                 values["train"][key] = getattr(args, key)
+        if args.devices is not None:
+            values["train"]["device"] = args.devices
         overrides = list(args.set)
         if args.preset is None and args.config is None and args.data is not None:
             picked = choose(args.data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -26,7 +27,9 @@ else:  # pragma: no cover
 
 ACTIVATIONS = ("leaky_relu", "relu", "elu", "gelu", "silu", "tanh")
 OUTPUTS = ("tanh", "sigmoid", "linear")
-PRECISIONS = ("fp32", "bf16", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+# train.device: auto (CUDA if there is one), cpu, cuda, or cuda:N.
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
 LOSSES = ("non_saturating", "minimax", "least_squares", "wasserstein", "hinge", "relativistic")
 FAMILIES = ("mlp", "dcgan", "resnet")
 D_OUTPUTS = ("linear", "sigmoid")
@@ -103,7 +106,8 @@ class TrainConfig:
     ema: float = 0.999  # decay of the generator's moving average used for sampling; 0 = off
     seed: int = 0
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
-    precision: str = "fp32"  # fp32; bf16 autocast of the forward passes; auto = bf16 where fast
+    precision: str = "fp32"  # fp32; bf16 or fp16 (CUDA) autocast; auto = bf16 where fast
+    device: str = "auto"  # auto (CUDA if available, else CPU), cpu, cuda or cuda:N
     fused_adam: bool = True  # one fused Adam kernel where torch supports it
     reuse_fake: bool = True  # with d_steps = 1, G's step reuses the batch D just scored
     channels_last: bool = True  # NHWC memory layout for convolutional networks
@@ -367,6 +371,11 @@ def validate(cfg: Config) -> None:
     _require(0 <= t.seed < 2**63, f"train.seed must be in 0..2^63-1, got {t.seed}")
     _require(0 <= t.threads <= 1024, f"train.threads must be in 0..1024, got {t.threads}")
     _one_of("train.precision", t.precision, PRECISIONS)
+    _require(bool(DEVICE.fullmatch(t.device)),
+             f"train.device must be auto, cpu, cuda or cuda:N, got '{t.device}'")
+    _require(not (t.precision == "fp16" and t.device == "cpu"),
+             "train.precision=fp16 needs a CUDA device, not train.device=cpu; "
+             "use bf16 or fp32 on the CPU")
     e = cfg.eval
     _require(0 <= e.every <= 10**9, f"eval.every must be 0 (off) or a step count, got {e.every}")
     _require(10 <= e.num <= 100_000, f"eval.num must be in 10..100000, got {e.num}")

@@ -1,7 +1,7 @@
 """Penalties, input transforms and spectral norm for the discriminator, as pure functions.
 
-Every random draw comes from a ``torch.Generator`` the caller passes in, so training that uses
-them stays exactly resumable.
+Every random draw comes from a (CPU) ``torch.Generator`` the caller passes in, so training that
+uses them stays exactly resumable; draws move to the data's device.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def instance_noise(x: torch.Tensor, std: float, gen: torch.Generator) -> torch.T
     """``x`` plus Gaussian noise of standard deviation ``std`` (``x`` itself when std is 0)."""
     if std <= 0.0:
         return x
-    return x + std * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    return x + std * torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
 
 
 def annealed(std: float, step: int, total: int) -> float:

@@ -58,10 +58,14 @@ def _prepare(out: Path, cfg: Config) -> None:
         raise RunError(f"cannot create run directory {out}: {e.strerror or e}") from None
 
 
-def resume_config(out: Path, steps: int | None = None) -> Config:
-    """The config of the run in ``out``, with a new total step count if given."""
+def resume_config(out: Path, steps: int | None = None, device: str | None = None) -> Config:
+    """The config of the run in ``out``, with a new total step count and device if given.
+
+    The device may change on resume: it changes where the math runs, not what it is.
+    """
     cfg = load_toml_config(out / "config.toml")
-    return cfg.replace(train={"steps": steps}) if steps is not None else cfg
+    train = {k: v for k, v in (("steps", steps), ("device", device)) if v is not None}
+    return cfg.replace(train=train) if train else cfg
 
 
 def prepare(cfg: Config, out: Path | None = None, resume: bool = False) -> Trainer:

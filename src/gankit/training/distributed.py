@@ -68,16 +68,24 @@ def recorded(fn: Callable[..., int]) -> Callable[..., int]:
 
 
 def backend_for(device: str) -> str:
-    """NCCL for CUDA devices, gloo for the CPU."""
-    return "nccl" if device.startswith("cuda") else "gloo"
+    """NCCL for CUDA tensors (gloo for any CPU ones) when training on CUDA, else gloo."""
+    return "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
 
 
 @contextmanager
 def session(device: str = "cpu") -> Iterator[World]:
-    """Join the torchrun job (if launched by one) for the duration of the block."""
+    """Join the torchrun job (if launched by one) for the duration of the block.
+
+    ``device`` is the requested ``train.device``; on CUDA (``auto`` with CUDA present) each
+    process takes GPU LOCAL_RANK as its current device before joining.
+    """
     if not launched() or dist.is_initialized():
         yield current()
         return
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend_for(device), timeout=TIMEOUT)
     try:
         yield current()

@@ -1,5 +1,5 @@
-"""Speed levers of the training step, each switchable in [train]: fused Adam, bf16 autocast,
-channels-last memory layout."""
+"""Speed levers of the training step, each switchable in [train]: fused Adam, mixed precision
+(bf16 autocast; fp16 autocast with gradient scaling on CUDA), channels-last memory layout."""
 
 from __future__ import annotations
 
@@ -55,8 +55,19 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
     return precision
 
 
-def autocast(precision: str, device: str = "cpu") -> contextlib.AbstractContextManager:
-    """The mixed-precision context of the forward passes (a no-op for fp32)."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(precision: str, device: str | torch.device = "cpu"
+             ) -> contextlib.AbstractContextManager:
+    """The mixed-precision context of the forward passes on ``device`` (a no-op for fp32)."""
+    dtype = AUTOCAST_DTYPES.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=str(device).split(":")[0], dtype=dtype)
+
+
+def grad_scaler(precision: str, device: str | torch.device = "cpu") -> torch.amp.GradScaler:
+    """A loss scaler for one player: active for fp16 (whose gradients underflow without it),
+    a pass-through otherwise (``scale`` returns the loss, ``step`` just steps)."""
+    return torch.amp.GradScaler(str(device).split(":")[0], enabled=precision == "fp16")

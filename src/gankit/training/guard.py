@@ -33,10 +33,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .trainer import Trainer
 
 
-def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """The 2-norm of a list of tensors taken together (0 for none)."""
+def _norms(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """The 2-norm of a list of tensors taken together (0 for none), on ``device``."""
     if not tensors:
-        return torch.zeros(())
+        return torch.zeros((), device=device)
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
 
 
@@ -45,9 +45,10 @@ def health(trainer: Trainer) -> dict[str, float]:
     g = [p for p in trainer.G.parameters()]
     d = [p for p in trainer.D.parameters()]
     values = torch.stack([
-        _norms([p.detach() for p in g]), _norms([p.detach() for p in d]),
-        _norms([p.grad for p in g if p.grad is not None]),
-        _norms([p.grad for p in d if p.grad is not None]),
+        _norms([p.detach() for p in g], trainer.device),
+        _norms([p.detach() for p in d], trainer.device),
+        _norms([p.grad for p in g if p.grad is not None], trainer.device),
+        _norms([p.grad for p in d if p.grad is not None], trainer.device),
     ]).tolist()
     return dict(zip(("weight_norm_g", "weight_norm_d", "grad_norm_g", "grad_norm_d"), values,
                     strict=True))

@@ -14,10 +14,11 @@ from torch import nn
 from .. import models, runlog
 from ..config import Config
 from ..data.base import Dataset
+from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
 from ..images import make_grid, png_bytes, sample_png, to_uint8
 from ..recipe import Recipe
-from . import checkpoint, distributed, fast
+from . import checkpoint, devices, distributed, fast
 from .evaluation import Evaluator
 from .guard import Guard, weights_finite
 from .progress import Progress
@@ -36,6 +37,8 @@ class Trainer:
 
     With ``run_dir`` None nothing is written. All randomness comes from generators owned by the
     trainer (model init, data indices, noise), so a run is fully determined by its config.
+    They draw on the CPU and the draws move to ``train.device``, so a run draws the same batches,
+    noise and initial weights on any device.
     """
 
     def __init__(self, cfg: Config, data: Dataset, run_dir: Path | None = None) -> None:
@@ -45,6 +48,11 @@ class Trainer:
         init_seed, data_seed, noise_seed, fixed_seed, aug_seed, eval_seed = derive_seeds(t.seed, 6)
         # Under torchrun: this rank's share of the batch, and its own random streams.
         self.world = distributed.current()
+        self.device = devices.resolve(t.device, self.world)
+        self.precision = fast.resolve_precision(t.precision, self.device.type)
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError(f"train.precision=fp16 needs a CUDA device, and train.device="
+                              f"{t.device} is the CPU here; use bf16 or fp32")
         self.batch, self.draw, self.part = distributed.split(t, self.world, cfg.reg.pack)
         if self.world.rank and not t.shared_draws:
             data_seed, noise_seed, aug_seed = distributed.rank_seeds(t.seed, self.world.rank)
@@ -54,20 +62,23 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             self.G, self.D = models.build(m, self.image_shape, self.num_classes, cfg.reg.pack)
+        self.G.to(self.device)
+        self.D.to(self.device)
         self.G_ema: nn.Module | None = None
         if t.ema > 0:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         if self.world.size > 1:
             distributed.broadcast_modules([self.G, self.D, self.G_ema])
         lo, hi = self.value_range
-        self.x = (data.images * (hi - lo) + lo).contiguous()
+        self.x = (data.images.to(self.device) * (hi - lo) + lo).contiguous()
         if t.channels_last and self.x.ndim == 4 and m.family != "mlp":
             self.x = fast.channels_last(self.x, self.G, self.D, self.G_ema)
-        self.y = data.labels if self.num_classes else None
+        self.y = data.labels.to(self.device) if self.num_classes else None
         self.opt_g = fast.adam(self.G.parameters(), t.lr_g, t.betas_g, t.fused_adam)
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
+        self.scaler_g = fast.grad_scaler(self.precision, self.device)
+        self.scaler_d = fast.grad_scaler(self.precision, self.device)
         self.recipe = Recipe(cfg)
-        self.precision = fast.resolve_precision(t.precision)
         self.gen_data = torch.Generator().manual_seed(data_seed)
         self.gen_noise = torch.Generator().manual_seed(noise_seed)
         self.gen_aug = torch.Generator().manual_seed(aug_seed)  # augmentation, noise, GP mixing
@@ -77,10 +88,13 @@ class Trainer:
                         if self.num_classes else None)
         n_fixed = len(self.fixed_y) if self.fixed_y is not None else t.grid_size
         self.fixed_z = torch.randn(n_fixed, m.latent_dim,
-                                   generator=torch.Generator().manual_seed(fixed_seed))
+                                   generator=torch.Generator().manual_seed(fixed_seed)
+                                   ).to(self.device)
+        if self.fixed_y is not None:
+            self.fixed_y = self.fixed_y.to(self.device)
         self.evaluator = Evaluator(cfg, data, eval_seed)
         self.step = 0
-        self._acc = torch.zeros(len(STAT_NAMES))
+        self._acc = torch.zeros(len(STAT_NAMES), device=self.device)
         self._acc_steps = 0
         self.guard = Guard(cfg.guard)
         self.stop_requested = False
@@ -90,7 +104,7 @@ class Trainer:
 
     def _noise(self) -> torch.Tensor:
         return torch.randn(self.draw, self.cfg.model.latent_dim,
-                           generator=self.gen_noise)[self.part]
+                           generator=self.gen_noise)[self.part].to(self.device)
 
     def train_step(self) -> None:
         """One iteration: ``d_steps`` discriminator updates, one generator update, EMA."""
@@ -100,30 +114,33 @@ class Trainer:
         # one generator forward pass per step instead of two.
         reuse = t.reuse_fake and t.d_steps == 1
         for _ in range(t.d_steps):
-            idx = torch.randint(self.x.shape[0], (b,), generator=self.gen_data)[self.part]
+            idx = torch.randint(self.x.shape[0], (b,),
+                                generator=self.gen_data)[self.part].to(self.device)
             real, y = self.x[idx], (self.y[idx] if self.y is not None else None)
-            with fast.autocast(self.precision):
+            with fast.autocast(self.precision, self.device):
                 with torch.set_grad_enabled(reuse):
                     fake = self.G(self._noise(), y)  # generated with the real batch's labels
                 loss_d, real_logits, fake_logits = r.d_loss(self.D, real, fake.detach(), y,
                                                             self.step, self.gen_aug)
             self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            if self.world.size > 1:
+            self.scaler_d.scale(loss_d).backward()
+            if self.world.size > 1:  # scaled gradients: every rank then skips or steps alike
                 self._stop_agreed = distributed.average_grads(
                     self.D.parameters(), self.world, self.stop_requested)
-            self.opt_d.step()
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
 
         self.D.requires_grad_(False)
-        with fast.autocast(self.precision):
+        with fast.autocast(self.precision, self.device):
             if not reuse:
                 fake = self.G(self._noise(), y)
             loss_g = r.g_loss(self.D, fake, real, y, self.step, self.gen_aug)
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        self.scaler_g.scale(loss_g).backward()
         if self.world.size > 1:
             distributed.average_grads(self.G.parameters(), self.world)
-        self.opt_g.step()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
         self.D.requires_grad_(True)
 
         if self.G_ema is not None:
@@ -233,13 +250,13 @@ class Trainer:
     @torch.no_grad()
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Images from noise ``z`` (and labels ``y``, if conditional) with the sampling
-        generator, in its output range."""
+        generator, in its output range, on the CPU."""
         g = self.sampler
         was_training = g.training
         g.eval()
-        out = g(z, y)
+        out = g(z.to(self.device), None if y is None else y.to(self.device))
         g.train(was_training)
-        return out
+        return out.cpu()
 
     def save_samples(self) -> Path:
         """Write the grid (or scatter plot) of the fixed noise batch to ``samples/step-N.png``."""
@@ -251,7 +268,7 @@ class Trainer:
         if x.ndim == 4:  # images: one row per class for conditional runs
             data = png_bytes(make_grid(to_uint8(x, self.value_range), nrow=self.grid_cols), 2)
         else:
-            data = sample_png(x, self.value_range, self.x)
+            data = sample_png(x, self.value_range, self.x.cpu())
         atomic_write_bytes(path, data)
         return path
 
@@ -268,7 +285,8 @@ class Trainer:
             "acc": self._acc, "acc_steps": self._acc_steps,
             "image_shape": list(self.image_shape), "num_classes": self.num_classes,
             "guard": self.guard.state_dict(),
-        }
+        } | ({"scalers": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()}}
+             if self.scaler_g.is_enabled() else {})
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a state written by ``state()`` (as read back from a checkpoint)."""
@@ -283,7 +301,10 @@ class Trainer:
         self.gen_noise.set_state(state["rng"]["noise"])
         if "aug" in state["rng"]:  # absent in checkpoints from before recipes (none drawn)
             self.gen_aug.set_state(state["rng"]["aug"])
-        self._acc = state["acc"].clone()
+        if "scalers" in state and self.scaler_g.is_enabled():
+            self.scaler_g.load_state_dict(state["scalers"]["g"])
+            self.scaler_d.load_state_dict(state["scalers"]["d"])
+        self._acc = state["acc"].to(self.device, copy=True)
         self._acc_steps = int(state["acc_steps"])
         self.step = int(state["step"])
         self.guard.load_state_dict(state.get("guard"))
