@@ -88,7 +88,7 @@ def time_steps(step: Callable[[], None], seconds: float) -> tuple[float, float]:
 
 
 def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: list[str],
-             peak: float, threads: int, default_threads: int) -> dict:
+             peak: Callable[[int], float], threads: int, default_threads: int) -> dict:
     """Alternate reference and gankit for one case; medians of the repeats.
 
     Both loops run on the same number of threads: ``threads``, else the preset's
@@ -113,7 +113,7 @@ def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: l
         out[f"{name}_ips"] = batch * 1000 / out[f"{name}_ms"]
         out[f"{name}_mem"] = max(mem[name])
     out["ratio"] = out["ours_ips"] / out["ref_ips"]
-    out["peak_frac"] = flops / (out["ours_ms"] / 1000) / 1e9 / peak
+    out["peak_frac"] = flops / (out["ours_ms"] / 1000) / 1e9 / peak(torch.get_num_threads())
     return out
 
 
@@ -131,12 +131,18 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
-    peak32 = matmul_peak(torch.float32)
-    line = (f"matmul peak (2048², measured, {torch.get_num_threads()} threads): "
-            f"fp32 {peak32:.1f} GFLOP/s")
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        line += f", bf16 {matmul_peak(torch.bfloat16):.1f} GFLOP/s"
-    print(line)
+    peaks: dict[int, float] = {}
+
+    def peak32(threads: int) -> float:
+        """The fp32 matmul peak on ``threads`` threads, measured once and printed."""
+        if threads not in peaks:
+            peaks[threads] = matmul_peak(torch.float32)
+            line = f"matmul peak (2048², measured, {threads} threads): fp32 {peaks[threads]:.1f}"
+            if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                line += f", bf16 {matmul_peak(torch.bfloat16):.1f}"
+            print(line + " GFLOP/s", flush=True)
+        return peaks[threads]
+
     header = (f"{'case':12s} {'thr':>3s} {'MFLOP/step':>10s} {'ref ms':>8s} {'ref img/s':>10s} "
               f"{'ref MiB':>8s} {'gankit ms':>9s} {'gankit img/s':>12s} {'gankit MiB':>10s} "
               f"{'ratio':>6s} {'% fp32 peak':>11s}")
