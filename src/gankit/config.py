@@ -77,6 +77,7 @@ class TrainConfig:
     betas_g: tuple[float, ...] = (0.5, 0.999)
     betas_d: tuple[float, ...] = (0.5, 0.999)
     ema: float = 0.999  # decay of the generator's moving average used for sampling; 0 = off
+    lr_decay: float = 0.0  # share of the last steps over which both lrs fall to ~0; 0 = off
     seed: int = 0
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
     log_every: int = 100
@@ -330,6 +331,7 @@ def validate(cfg: Config) -> None:
         _require(len(b) == 2 and all(0.0 <= x < 1.0 for x in b),
                  f"train.{key} must be two numbers in [0, 1), got {list(b)}")
     _require(0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1), got {t.ema}")
+    _require(0.0 <= t.lr_decay <= 1.0, f"train.lr_decay must be in [0, 1], got {t.lr_decay}")
     _require(0 <= t.seed < 2**63, f"train.seed must be in 0..2^63-1, got {t.seed}")
     _require(0 <= t.threads <= 1024, f"train.threads must be in 0..1024, got {t.threads}")
     e = cfg.eval
