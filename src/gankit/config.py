@@ -29,7 +29,7 @@ OUTPUTS = ("tanh", "sigmoid", "linear")
 LOSSES = ("non_saturating", "minimax")
 FAMILIES = ("mlp",)
 # The preset used for a data source when none is named (else "classic").
-DEFAULT_PRESETS = {"ring8": "mixture", "grid25": "mixture"}
+DEFAULT_PRESETS = {"ring8": "mixture", "grid25": "mixture-grid"}
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def resolve(
     """Build a validated Config from a preset, a TOML file, overrides and extra values.
 
     The preset is, in order: the ``preset`` argument, a top-level ``preset`` key in the file,
-    the data source's default (``mixture`` for ring8/grid25), ``classic``.
+    the data source's default (``mixture`` for ring8, ``mixture-grid`` for grid25), ``classic``.
     """
     user = read_toml(file) if file is not None else {}
     name = preset or user.get("preset") or _default_preset(user, overrides, values)
