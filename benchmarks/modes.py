@@ -160,8 +160,13 @@ def main(argv: list[str] | None = None) -> int:
             jobs += [(STACKED, s, args.stacked_steps, args.stacked_preset) for s in seeds]
     if not jobs:
         return 0
+    results = []
     with mp.get_context("spawn").Pool(max(1, args.jobs)) as pool:
-        results = pool.map(_job, jobs, chunksize=1)
+        for (name, seed, _, _), r in zip(jobs, pool.imap(_job, jobs, chunksize=1), strict=True):
+            print(f"{name} seed {seed}: modes {r['modes']}, high quality "
+                  f"{100 * r.get('high_quality', float('nan')):.1f}%, KL {r['mode_kl']:.4f}, "
+                  f"{r['seconds']:.0f} s", file=sys.stderr, flush=True)
+            results.append(r)
     ok = True
     for name in dict.fromkeys(j[0] for j in jobs):
         ok = print_table(name, [r for j, r in zip(jobs, results, strict=True) if j[0] == name],
