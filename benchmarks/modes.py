@@ -134,12 +134,13 @@ def print_table(name: str, runs: list[dict[str, Any]], fast: bool) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmarks; exit status 1 when a target is missed."""
+    """Run the benchmarks; with ``--strict`` the exit status is 1 when a target is missed."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fast", action="store_true", help="one seed, fewer steps, looser bars")
     ap.add_argument("--seeds", type=int, help="seeds per benchmark (default 10; --fast 1)")
     ap.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     ap.add_argument("--preset", help="preset for the 2-D mixtures (default: the automatic one)")
+    ap.add_argument("--strict", action="store_true", help="exit with 1 when a target is missed")
     ap.add_argument("--jobs", type=int, default=2, help="training processes at once (1 thread)")
     ap.add_argument("--no-mixtures", action="store_true", help="skip ring8 and grid25")
     ap.add_argument("--stacked", action="store_true", help="also run stacked-digits")
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in dict.fromkeys(j[0] for j in jobs):
         ok = print_table(name, [r for j, r in zip(jobs, results, strict=True) if j[0] == name],
                          args.fast) and ok
-    return 0 if ok else 1
+    return 0 if ok or not args.strict else 1
 
 
 if __name__ == "__main__":
