@@ -5,7 +5,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint bench stress clean
+.PHONY: setup demo test lint bench bench-modes stress clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,11 @@ bench: setup
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/time_to_quality.py
 	$(BIN)/python benchmarks/classic_ablation.py
+
+# ring8 and grid25 over 10 seeds beside the published mode-collapse results (two processes, one
+# thread each); FAST=1 runs one seed with fewer steps; STACKED=<preset> adds stacked-digits.
+bench-modes: setup
+	$(BIN)/python benchmarks/modes.py $(if $(FAST),--fast) $(if $(STACKED),--stacked --stacked-preset $(STACKED))
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

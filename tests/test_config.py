@@ -258,6 +258,8 @@ def test_int_accepted_for_float() -> None:
         ("train.betas_d=[0.5, 0.9, 0.9]", "train.betas_d"),
         ("train.ema=1.0", "train.ema"),
         ("train.ema=-0.1", "train.ema"),
+        ("train.lr_decay=1.5", "train.lr_decay"),
+        ("train.lr_decay=-0.1", "train.lr_decay"),
         ("train.seed=-1", "train.seed"),
         ("train.threads=-1", "train.threads"),
         ("loss.real_label=0.3", "loss.real_label"),

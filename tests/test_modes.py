@@ -6,8 +6,17 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-from gankit.metrics.modes import mode_scores
+from gankit.data.digits import load_digits
+from gankit.data.stacked import stack_digits
+from gankit.metrics.modes import (
+    STACKED_MODES,
+    histogram_kl,
+    mode_scores,
+    stacked_labels,
+    stacked_scores,
+)
 
 MEANS = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 
@@ -38,3 +47,27 @@ def test_no_good_sample() -> None:
     assert s == {"high_quality": 0.0, "modes": 0, "mode_kl": pytest.approx(math.log(4))}
     with pytest.raises(ValueError):
         mode_scores(np.zeros((3, 3)), MEANS, std=0.01)
+
+
+def test_histogram_kl() -> None:
+    assert histogram_kl(np.array([5, 5, 5, 5])) == 0.0
+    assert histogram_kl(np.array([0, 0, 7])) == pytest.approx(math.log(3))
+    assert histogram_kl(np.zeros(10, dtype=np.int64)) == pytest.approx(math.log(10))
+
+
+def test_stacked_scores_of_real_stacked_digits() -> None:
+    data = stack_digits(load_digits(), 3000, seed=2)
+    labels = stacked_labels(data.images)
+    assert (labels == data.labels).float().mean() > 0.99  # the classifier reads each channel
+    s = stacked_scores(data.images)
+    truth = np.bincount(data.labels.numpy(), minlength=STACKED_MODES)
+    assert abs(s["modes"] - int((truth > 0).sum())) <= 10
+    assert s["mode_kl"] == pytest.approx(histogram_kl(truth), abs=0.02)
+
+
+def test_stacked_scores_of_one_mode() -> None:
+    one = load_digits().images[:1].expand(50, 3, 28, 28)
+    s = stacked_scores(one)
+    assert s["modes"] == 1 and s["mode_kl"] == pytest.approx(math.log(STACKED_MODES))
+    with pytest.raises(ValueError):
+        stacked_scores(torch.zeros(4, 1, 28, 28))

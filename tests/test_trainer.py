@@ -333,3 +333,43 @@ def test_load_run_errors(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text("[train]\nsteps = 3\n")
     with pytest.raises(RunError, match="no checkpoint"):
         gankit.load_run(tmp_path)
+
+
+# -- learning-rate decay ------------------------------------------------------------------------
+
+
+def test_lr_decay_schedule_and_exact_resume(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tiny("mixture", steps=10, lr_decay=0.5).replace(data={"source": "ring8"})
+    trainer = Trainer(cfg, gankit.load_data(cfg.data))
+    scales = []
+    for _ in range(10):
+        scales.append(trainer.lr_scale())
+        trainer.train_step()
+        assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.train.lr_g * scales[-1])
+        assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(cfg.train.lr_d * scales[-1])
+    assert scales == pytest.approx([1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+    # The schedule follows the run's total steps, so a run interrupted at 7 resumes exactly.
+    gankit.train(cfg, out=tmp_path / "a", progress=False)
+    real_step = Trainer.train_step
+
+    def interrupted(self: Trainer) -> None:
+        real_step(self)
+        if self.step == 7:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gankit.train(cfg, out=tmp_path / "b", progress=False)
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    gankit.train(gankit.resume_config(tmp_path / "b"), out=tmp_path / "b", resume=True,
+                 progress=False)
+    assert_same(final_state(tmp_path / "a"), final_state(tmp_path / "b"))
+
+
+def test_lr_decay_is_off_by_default() -> None:
+    for preset in gankit.presets():
+        assert resolve(preset).train.lr_decay == 0.0 or preset.startswith("mixture")
+    trainer = Trainer(tiny(), gankit.load_data(tiny().data))
+    trainer.train_step()
+    assert trainer.opt_g.param_groups[0]["lr"] == tiny().train.lr_g

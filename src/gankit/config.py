@@ -39,7 +39,7 @@ FAMILY_SIZES: dict[str, tuple[int, ...]] = {"dcgan": (28, 32, 64), "resnet": (32
 # Losses that read D's output as the logit of a probability (so a sigmoid-bounded D suits them).
 PROBABILITY_LOSSES = ("non_saturating", "minimax")
 # The preset used for a data source when none is named (else "classic").
-DEFAULT_PRESETS = {"ring8": "mixture", "grid25": "mixture"}
+DEFAULT_PRESETS = {"ring8": "mixture", "grid25": "mixture-grid"}
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ class TrainConfig:
     betas_g: tuple[float, ...] = (0.5, 0.999)
     betas_d: tuple[float, ...] = (0.5, 0.999)
     ema: float = 0.999  # decay of the generator's moving average used for sampling; 0 = off
+    lr_decay: float = 0.0  # share of the last steps over which both lrs fall to ~0; 0 = off
     seed: int = 0
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
     precision: str = "fp32"  # fp32; bf16 or fp16 (CUDA) autocast; auto = bf16 where fast
@@ -231,7 +232,7 @@ def resolve(
     """Build a validated Config from a preset, a TOML file, overrides and extra values.
 
     The preset is, in order: the ``preset`` argument, a top-level ``preset`` key in the file,
-    the data source's default (``mixture`` for ring8/grid25), ``classic``.
+    the data source's default (``mixture`` for ring8, ``mixture-grid`` for grid25), ``classic``.
     """
     user = read_toml(file) if file is not None else {}
     name = preset or user.get("preset") or _default_preset(user, overrides, values)
@@ -368,6 +369,7 @@ def validate(cfg: Config) -> None:
         _require(len(b) == 2 and all(0.0 <= x < 1.0 for x in b),
                  f"train.{key} must be two numbers in [0, 1), got {list(b)}")
     _require(0.0 <= t.ema < 1.0, f"train.ema must be in [0, 1), got {t.ema}")
+    _require(0.0 <= t.lr_decay <= 1.0, f"train.lr_decay must be in [0, 1], got {t.lr_decay}")
     _require(0 <= t.seed < 2**63, f"train.seed must be in 0..2^63-1, got {t.seed}")
     _require(0 <= t.threads <= 1024, f"train.threads must be in 0..1024, got {t.threads}")
     _one_of("train.precision", t.precision, PRECISIONS)

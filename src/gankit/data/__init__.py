@@ -16,16 +16,18 @@ from .digits import load_digits
 from .folder import load_folder
 from .mixtures import MIXTURES, load_mixture
 from .mnist import load_mnist
+from .stacked import NAME as STACKED
+from .stacked import load_stacked
 
-BUILTIN = ("digits", "mnist", *MIXTURES)
+BUILTIN = ("digits", "mnist", STACKED, *MIXTURES)
 FOLDER_SIZE = 64
 
 
 def build(cfg: DataConfig) -> Dataset:
     """Load the dataset named by ``cfg.source`` and bring it to ``cfg.size`` / ``cfg.channels``.
 
-    ``source`` is a built-in name (digits, mnist, ring8, grid25), a folder of PNG/JPEG images, or
-    a .npy/.npz file.
+    ``source`` is a built-in name (digits, mnist, stacked-digits, ring8, grid25), a folder of
+    PNG/JPEG images, or a .npy/.npz file.
     """
     source = cfg.source
     if source not in BUILTIN:
@@ -34,6 +36,8 @@ def build(cfg: DataConfig) -> Dataset:
         return load_mixture(source)
     if source == "digits":
         data = load_digits()
+    elif source == STACKED:
+        data = load_stacked()
     elif source == "mnist":
         data = load_mnist(Path(cfg.dir) if cfg.dir else None, download=cfg.download)
     elif source.lower().endswith((".npy", ".npz")):

@@ -113,6 +113,8 @@ class Trainer:
         # With one D step, G's step reuses the batch D just saw (as the textbook loop does):
         # one generator forward pass per step instead of two.
         reuse = t.reuse_fake and t.d_steps == 1
+        if t.lr_decay > 0:
+            self._decay_lr()
         for _ in range(t.d_steps):
             idx = torch.randint(self.x.shape[0], (b,),
                                 generator=self.gen_data)[self.part].to(self.device)
@@ -151,6 +153,23 @@ class Trainer:
                                       torch.sigmoid(fake_logits).mean()])
         self._acc_steps += 1
         self.step += 1
+
+    def lr_scale(self) -> float:
+        """The schedule's factor on both learning rates for the coming step.
+
+        1 until the last ``train.lr_decay`` share of the steps, then falling linearly to
+        1/(decay steps) at the last step. A pure function of the step, so resume is exact.
+        """
+        t = self.cfg.train
+        span = t.lr_decay * t.steps
+        return 1.0 if span <= 0 else min(1.0, (t.steps - self.step) / span)
+
+    def _decay_lr(self) -> None:
+        # The guard's rollbacks scale the configured rates by lr_factor ** retries; keep that.
+        scale = self.lr_scale() * self.guard.cfg.lr_factor ** self.guard.retries
+        for opt, lr in ((self.opt_g, self.cfg.train.lr_g), (self.opt_d, self.cfg.train.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
 
     @torch.no_grad()
     def _update_ema(self) -> None:
