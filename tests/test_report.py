@@ -87,3 +87,18 @@ def test_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     with Image.open(shot) as im:
         assert im.size == (1200, 2400)
         assert len(im.convert("L").getcolors(1 << 16) or []) > 20  # not a blank page
+
+
+def test_guard_events_are_shown(report: Path, tmp_path: Path) -> None:
+    from gankit import runlog
+
+    run = tmp_path / "run"
+    shutil.copytree(report.parent, run)
+    assert "<h2>Events</h2>" not in report.read_text(encoding="utf-8")
+    runlog.append(run / "metrics.jsonl", {
+        "event": "divergence", "step": 4, "reason": "non_finite", "detail": "loss_d is nan",
+        "action": "rollback", "rollback_to": 3, "retry": 1, "lr_g": 1e-4, "lr_d": 1e-4,
+        "penalty_scale": 2.0})
+    page = render(run)
+    assert "<h2>Events</h2>" in page and "non_finite" in page and "rollback" in page
+    assert "loss_d is nan" in page

@@ -139,6 +139,11 @@ def render(run: Path) -> str:
         f"<figcaption>step {s}</figcaption></figure>" for s, p in grids) + "</div>"
         if grids else "<p>No sample grids yet.</p>")
 
+    events = [r for r in records if "event" in r]
+    if events:
+        parts.append("<h2>Events</h2>")
+        parts.append(_events_table(events))
+
     parts.append("<h2>Final metrics</h2>")
     try:
         final = final_metrics(run, records)
@@ -155,6 +160,18 @@ def render(run: Path) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>gankit report: {html.escape(run.name)}</title><style>{CSS}</style></head>"
             f"<body>\n{body}\n</body></html>\n")
+
+
+EVENT_KEYS = ("step", "event", "reason", "detail", "action", "rollback_to", "retry", "lr_g",
+              "lr_d", "penalty_scale")
+
+
+def _events_table(events: list[dict[str, Any]]) -> str:
+    """The divergence guard's events (rollbacks, stops) as an HTML table."""
+    head = "".join(f"<th>{k}</th>" for k in EVENT_KEYS)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(e.get(k, '')))}</td>"
+                                    for k in EVENT_KEYS) + "</tr>" for e in events)
+    return f'<table class="events"><tr>{head}</tr>{rows}</table>'
 
 
 def write_report(run: Path, out: Path | None = None) -> Path:
