@@ -49,17 +49,23 @@ FAST_TARGETS = {"ring8": (7, 0.05, 0.5), "grid25": (15, 0.03, 1.5)}
 FAST_STEPS = 3000
 
 
-def run_mixture(name: str, seed: int, steps: int | None = None,
-                preset: str | None = None) -> dict[str, Any]:
-    """Train one seed on a 2-D mixture (the preset it picks by default) and score it."""
-    values: dict[str, Any] = {"data": {"source": name}, "train": {"seed": seed}}
+def _train(source: str, preset: str | None, seed: int,
+           steps: int | None) -> tuple[Trainer, Any, float]:
+    """Train ``preset`` (None: the data's automatic one) on ``source``; (trainer, cfg, seconds)."""
+    values: dict[str, Any] = {"data": {"source": source}, "train": {"seed": seed}}
     if steps is not None:
         values["train"]["steps"] = steps
     cfg = resolve(preset, values=values)
     t0 = time.perf_counter()
     trainer = Trainer(cfg, load_data(cfg.data))
     trainer.fit(progress=False)
-    secs = time.perf_counter() - t0
+    return trainer, cfg, time.perf_counter() - t0
+
+
+def run_mixture(name: str, seed: int, steps: int | None = None,
+                preset: str | None = None) -> dict[str, Any]:
+    """Train one seed on a 2-D mixture (the preset it picks by default) and score it."""
+    trainer, cfg, secs = _train(name, preset, seed, steps)
     gen = torch.Generator().manual_seed(10_000 + seed)
     points = trainer.generate(torch.randn(SAMPLES["mixture"], cfg.model.latent_dim, generator=gen))
     m = mixture(name)
@@ -68,14 +74,7 @@ def run_mixture(name: str, seed: int, steps: int | None = None,
 
 def run_stacked(preset: str, seed: int, steps: int | None = None) -> dict[str, Any]:
     """Train one seed on stacked-digits with ``preset`` and score 26,000 samples."""
-    values: dict[str, Any] = {"data": {"source": STACKED}, "train": {"seed": seed}}
-    if steps is not None:
-        values["train"]["steps"] = steps
-    cfg = resolve(preset, values=values)
-    t0 = time.perf_counter()
-    trainer = Trainer(cfg, load_data(cfg.data))
-    trainer.fit(progress=False)
-    secs = time.perf_counter() - t0
+    trainer, cfg, secs = _train(STACKED, preset, seed, steps)
     gen = torch.Generator().manual_seed(10_000 + seed)
     lo, hi = trainer.value_range
     chunks = [trainer.generate(torch.randn(1000, cfg.model.latent_dim, generator=gen))
