@@ -238,3 +238,17 @@ def test_corrupt_member_in_npz(tmp_path: Path) -> None:
         z.writestr("images.npy", b"\x93NUMPY garbage")
     with pytest.raises(DataError, match="x.npz"):
         load_array(path)
+
+
+@pytest.mark.parametrize("shape", [(5, 8, 8), (5, 8, 8, 3), (5, 3, 8, 8), (5, 8, 8, 1)])
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_peek_agrees_with_load(tmp_path: Path, shape: tuple[int, ...], suffix: str) -> None:
+    from gankit.data.arrays import peek
+
+    path = tmp_path / f"a{suffix}"
+    images = np.zeros(shape, dtype=np.uint8)
+    if suffix == ".npy":
+        np.save(path, images)
+    else:
+        np.savez(path, images=images, labels=np.arange(5) % 2)
+    assert peek(path) == (load_array(path).shape, suffix == ".npz")

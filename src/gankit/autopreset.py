@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data.arrays import load_array
+from .data.arrays import peek as peek_array
 from .data.folder import peek
 from .untrusted import refuse_pickle
 
@@ -29,9 +29,7 @@ def choose(source: str) -> tuple[str, int, str] | None:
     path = Path(source)
     refuse_pickle(path, "data source")
     if source.lower().endswith((".npy", ".npz")) and path.is_file():
-        data = load_array(path)
-        c, h, w = data.shape
-        labelled = data.labels is not None and data.num_classes >= 2
+        (c, h, w), labelled = peek_array(path)
     elif path.is_dir():
         side, c, labelled = peek(path)
         h = w = side

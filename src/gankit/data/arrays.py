@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -24,23 +26,77 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
                 return loaded, None
             with loaded as z:
                 keys = list(z.keys())
-                candidates = [k for k in keys if k != "labels"]
-                if "images" in keys:
-                    key = "images"
-                elif len(candidates) == 1:
-                    key = candidates[0]
-                else:
-                    listed = ", ".join(repr(k) for k in keys) or "none"
-                    raise DataError(f"Array file {path} must hold an array called 'images' or a "
-                                    f"single array, but holds {listed}.")
-                images = z[key]
+                images = z[_images_key(path, keys)]
                 labels = z["labels"] if "labels" in keys else None
                 return images, labels
     except DataError:
         raise
     except Exception as e:  # numpy, zipfile and pickle-refusal errors for damaged files
-        raise DataError(f"Array file {path} cannot be read as a numpy array without pickle "
-                        f"({type(e).__name__}: {e}).") from e
+        raise _unreadable(path, e) from e
+
+
+def _images_key(path: Path, keys: list[str]) -> str:
+    """The .npz member holding the images: 'images', else the only one besides 'labels'."""
+    candidates = [k for k in keys if k != "labels"]
+    if "images" in keys:
+        return "images"
+    if len(candidates) == 1:
+        return candidates[0]
+    listed = ", ".join(repr(k) for k in keys) or "none"
+    raise DataError(f"Array file {path} must hold an array called 'images' or a "
+                    f"single array, but holds {listed}.")
+
+
+def _unreadable(path: Path, e: Exception) -> DataError:
+    return DataError(f"Array file {path} cannot be read as a numpy array without pickle "
+                     f"({type(e).__name__}: {e}).")
+
+
+def _header_shape(f: BinaryIO) -> tuple[int, ...]:
+    version = np.lib.format.read_magic(f)
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)
+    return tuple(read(f)[0])
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a path that is not a non-empty .npy/.npz file."""
+    if not path.exists():
+        raise DataError(f"Array file {path} does not exist.")
+    if not path.is_file():
+        raise DataError(f"Array file {path} is not a file.")
+    if path.suffix.lower() not in SUFFIXES:
+        raise DataError(f"Array file {path} must end in .npy or .npz.")
+    if path.stat().st_size == 0:
+        raise DataError(f"Array file {path} is empty.")
+
+
+def peek(path: Path) -> tuple[tuple[int, int, int], bool]:
+    """(C, H, W) of the images in ``path`` and whether its labels span two or more classes,
+    read from the array headers (and the labels) without loading the images."""
+    _check_file(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            with open(path, "rb") as f:
+                shape, labels = _header_shape(f), None
+        else:
+            with zipfile.ZipFile(path) as zf:
+                keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+                with zf.open(_images_key(path, keys) + ".npy") as f:
+                    shape = _header_shape(f)
+            labels = None
+            if "labels" in keys:
+                with np.load(path, allow_pickle=False) as z:
+                    labels = z["labels"]
+    except DataError:
+        raise
+    except Exception as e:  # damaged headers and archives
+        raise _unreadable(path, e) from e
+    layout = _layout(path, shape)
+    n_h_w_c = {"NHW": (shape[1], shape[2], 1), "NHWC": shape[1:], "NCHW": (*shape[2:], shape[1])}
+    h, w, c = n_h_w_c[layout]
+    labelled = labels is not None and labels.size > 0 and int(labels.max()) >= 1
+    return (int(c), int(h), int(w)), labelled
 
 
 def _layout(path: Path, shape: tuple[int, ...]) -> str:
@@ -125,15 +181,7 @@ def load_array(path: Path) -> Dataset:
     may hold 'labels': non-negative integers, one per image. Pickled data is never loaded.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"Array file {path} does not exist.")
-    if not path.is_file():
-        raise DataError(f"Array file {path} is not a file.")
-    if path.suffix.lower() not in SUFFIXES:
-        raise DataError(f"Array file {path} must end in .npy or .npz.")
-    if path.stat().st_size == 0:
-        raise DataError(f"Array file {path} is empty.")
-
+    _check_file(path)
     images, labels = _read(path)
     if images.dtype.kind in "OVSUcmM":
         raise DataError(f"Array file {path} holds {images.dtype} data; images must be numbers.")
