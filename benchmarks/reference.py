@@ -19,6 +19,7 @@ class ReferenceLoop:
         proto = Trainer(cfg.replace(train={"channels_last": False}), data)
         self.G, self.D = proto.G, proto.D
         self.x = proto.x
+        self.device = proto.device
         self.cfg = cfg
         t = cfg.train
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=tuple(t.betas_g))
@@ -28,9 +29,10 @@ class ReferenceLoop:
     def train_step(self) -> None:
         """One D step then one G step, as tutorials write them."""
         b, zdim = self.cfg.train.batch_size, self.cfg.model.latent_dim
-        real = self.x[torch.randint(0, self.x.shape[0], (b,))]
-        ones, zeros = torch.ones(b), torch.zeros(b)
-        fake = self.G(torch.randn(b, zdim))
+        dev = self.device
+        real = self.x[torch.randint(0, self.x.shape[0], (b,), device=dev)]
+        ones, zeros = torch.ones(b, device=dev), torch.zeros(b, device=dev)
+        fake = self.G(torch.randn(b, zdim, device=dev))
         d_loss = (F.binary_cross_entropy_with_logits(self.D(real), ones)
                   + F.binary_cross_entropy_with_logits(self.D(fake.detach()), zeros))
         self.opt_d.zero_grad()
@@ -54,6 +56,6 @@ class ReferenceLoop:
         g = self.ema if self.ema is not None else self.G
         was = g.training
         g.eval()
-        out = g(z)
+        out = g(z.to(self.device))
         g.train(was)
         return out

@@ -11,6 +11,7 @@ reported against a large matmul measured in the same run.
 
     python benchmarks/speed.py                       # the full table
     python benchmarks/speed.py --cases classic:128 --repeats 3 --seconds 2
+    python benchmarks/speed.py --device cuda         # both loops on the GPU (peak memory: GPU)
 """
 
 from __future__ import annotations
@@ -52,15 +53,27 @@ def peak_rss_mb() -> float:
     return 0.0
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0) -> float:
-    """Achieved GFLOP/s of an n×n matmul in ``dtype``."""
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
+def sync(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0,
+                device: str | torch.device = "cpu") -> float:
+    """Achieved GFLOP/s of an n×n matmul in ``dtype`` on ``device``."""
+    device = torch.device(device)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     a @ b
+    sync(device)
     count, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         a @ b
         count += 1
+        if device.type == "cuda" and count % 50 == 0:
+            sync(device)
+    sync(device)
     return 2 * n**3 * count / (time.perf_counter() - t0) / 1e9
 
 
@@ -72,29 +85,43 @@ def flops_per_step(step: Callable[[], None]) -> int:
     return counter.get_total_flops()
 
 
-def time_steps(step: Callable[[], None], seconds: float) -> tuple[float, float]:
-    """(ms per step, peak RSS MiB) over about ``seconds`` of steps, after a short warm-up."""
+def time_steps(step: Callable[[], None], seconds: float,
+               device: str | torch.device = "cpu") -> tuple[float, float]:
+    """(ms per step, peak memory MiB) over about ``seconds`` of steps, after a short warm-up.
+
+    Peak memory is the process's resident set on the CPU, and the allocated GPU memory on CUDA.
+    On CUDA the clock stops once the queued steps have finished.
+    """
+    device = torch.device(device)
     for _ in range(3):
         step()
+    sync(device)
     reset_peak_rss()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     count, t0 = 0, time.perf_counter()
     while True:
         step()
         count += 1
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds and count >= 5:
+        if time.perf_counter() - t0 >= seconds and count >= 5:
             break
+    sync(device)
+    elapsed = time.perf_counter() - t0
+    if device.type == "cuda":
+        return 1000 * elapsed / count, torch.cuda.max_memory_allocated(device) / 2**20
     return 1000 * elapsed / count, peak_rss_mb()
 
 
 def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: list[str],
-             peak: Callable[[int], float], threads: int, default_threads: int) -> dict:
+             peak: Callable[[int], float], threads: int, default_threads: int,
+             device: str = "cpu") -> dict:
     """Alternate reference and gankit for one case; medians of the repeats.
 
     Both loops run on the same number of threads: ``threads``, else the preset's
     ``train.threads``, else torch's default.
     """
-    cfg = resolve(preset, overrides=overrides, values={"train": {"batch_size": batch}})
+    cfg = resolve(preset, overrides=overrides,
+                  values={"train": {"batch_size": batch, "device": device}})
     data = load_data(cfg.data)
     torch.set_num_threads(threads or cfg.train.threads or default_threads)
     ref = ReferenceLoop(cfg, data)
@@ -104,10 +131,11 @@ def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: l
     mem = {"ref": [], "ours": []}
     for _ in range(repeats):
         for name, loop in (("ref", ref), ("ours", ours)):
-            t, m = time_steps(loop.train_step, seconds)
+            t, m = time_steps(loop.train_step, seconds, ours.device)
             ms[name].append(t)
             mem[name].append(m)
-    out = {"case": f"{preset}:{batch}", "flops": flops, "threads": torch.get_num_threads()}
+    out = {"case": f"{preset}:{batch}", "flops": flops, "threads": torch.get_num_threads(),
+           "precision": ours.precision}
     for name in ("ref", "ours"):
         out[f"{name}_ms"] = statistics.median(ms[name])
         out[f"{name}_ips"] = batch * 1000 / out[f"{name}_ms"]
@@ -125,27 +153,36 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="per timed repeat")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--set", action="append", default=[], help="config override for gankit")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both loops)")
     args = ap.parse_args()
+    device = torch.device(args.device)
     default_threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    where = (f"{torch.cuda.get_device_name(device)} ({device})" if device.type == "cuda" else
+             f"{os.cpu_count()} CPUs, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    print(f"torch {torch.__version__}, {where}")
     peaks: dict[int, float] = {}
 
     def peak32(threads: int) -> float:
         """The fp32 matmul peak on ``threads`` threads, measured once and printed."""
         if threads not in peaks:
-            peaks[threads] = matmul_peak(torch.float32)
-            line = f"matmul peak (2048², measured, {threads} threads): fp32 {peaks[threads]:.1f}"
-            if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-                line += f", bf16 {matmul_peak(torch.bfloat16):.1f}"
+            if device.type == "cuda":  # fp32 without TF32, as the trainer runs it
+                n, on = 8192, f"{device}"
+                bf16 = True
+            else:
+                n, on = 2048, f"{threads} threads"
+                bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+            peaks[threads] = matmul_peak(torch.float32, n, device=device)
+            line = f"matmul peak ({n}², measured, {on}): fp32 {peaks[threads]:.1f}"
+            if bf16:
+                line += f", bf16 {matmul_peak(torch.bfloat16, n, device=device):.1f}"
             print(line + " GFLOP/s", flush=True)
         return peaks[threads]
 
     header = (f"{'case':12s} {'thr':>3s} {'MFLOP/step':>10s} {'ref ms':>8s} {'ref img/s':>10s} "
               f"{'ref MiB':>8s} {'gankit ms':>9s} {'gankit img/s':>12s} {'gankit MiB':>10s} "
-              f"{'ratio':>6s} {'% fp32 peak':>11s}")
+              f"{'ratio':>6s} {'% fp32 peak':>11s} {'gankit precision'}")
     print(header)
     available = set(presets())
     for case in args.cases:
@@ -154,11 +191,12 @@ def main() -> None:
             print(f"{case:12s} skipped: no preset '{preset}'")
             continue
         r = run_case(preset, int(batch), args.repeats, args.seconds, args.set, peak32,
-                     args.threads, default_threads)
+                     args.threads, default_threads, args.device)
         print(f"{r['case']:12s} {r['threads']:3d} {r['flops'] / 1e6:10.1f} {r['ref_ms']:8.2f} "
               f"{r['ref_ips']:10.0f} "
               f"{r['ref_mem']:8.0f} {r['ours_ms']:9.2f} {r['ours_ips']:12.0f} "
-              f"{r['ours_mem']:10.0f} {r['ratio']:5.2f}x {100 * r['peak_frac']:10.1f}%",
+              f"{r['ours_mem']:10.0f} {r['ratio']:5.2f}x {100 * r['peak_frac']:10.1f}% "
+              f"{r['precision']}",
               flush=True)
 
 

@@ -61,6 +61,11 @@ def test_resolve_device() -> None:
     assert devices.resolve("auto") == expected
     # auto under torchrun: a rank without a GPU of its own trains on the CPU.
     assert devices.resolve("auto", World(3, 4, 3 + devices.cuda_count())).type == "cpu"
+    # ...and so does every rank of a machine with fewer GPUs than processes (no mixed devices).
+    n = devices.cuda_count()
+    assert devices.resolve("auto", World(0, n + 1, 0, n + 1)).type == "cpu"
+    if n:
+        assert devices.resolve("auto", World(0, n, 0, n)) == torch.device("cuda", 0)
 
 
 @no_cuda

@@ -12,11 +12,13 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .training.devices import upload
+
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def _rand(x: torch.Tensor, gen: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.rand(x.shape[0], *shape, generator=gen).to(x.device)
+    return upload(torch.rand(x.shape[0], *shape, generator=gen), x.device)
 
 
 def _grid(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,8 +41,8 @@ def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> 
     """Shift each image by up to ``ratio`` of its size in x and y, filling with zeros."""
     n, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = torch.randint(-sy, sy + 1, (n, 1, 1), generator=gen).to(x.device)
-    tx = torch.randint(-sx, sx + 1, (n, 1, 1), generator=gen).to(x.device)
+    ty = upload(torch.randint(-sy, sy + 1, (n, 1, 1), generator=gen), x.device)
+    tx = upload(torch.randint(-sx, sx + 1, (n, 1, 1), generator=gen), x.device)
     gy, gx = _grid(x)
     gy = (gy.unsqueeze(0) + ty + 1).clamp(0, h + 1)
     gx = (gx.unsqueeze(0) + tx + 1).clamp(0, w + 1)
@@ -53,8 +55,8 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.T
     """Zero a square of ``ratio`` times the image size at a random place in each image."""
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen).to(x.device)
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen).to(x.device)
+    oy = upload(torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen), x.device)
+    ox = upload(torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen), x.device)
     gy, gx = _grid(x)
     inside = (((gy.unsqueeze(0) >= oy - ch // 2) & (gy.unsqueeze(0) < oy - ch // 2 + ch))
               & ((gx.unsqueeze(0) >= ox - cw // 2) & (gx.unsqueeze(0) < ox - cw // 2 + cw)))

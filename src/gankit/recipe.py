@@ -14,6 +14,7 @@ from .augment import diff_augment
 from .config import Config
 from .losses import LOSSES, NEEDS_REAL_FOR_G
 from .regularizers import annealed, gradient_penalty, instance_noise, pack, r1_penalty
+from .training.devices import upload
 
 
 class Recipe:
@@ -60,7 +61,7 @@ class Recipe:
         critic = lambda v: self.score(D, v, y)  # noqa: E731
         if r.gp_weight > 0:
             pr, pf = pack(real, r.pack), pack(fake, r.pack)
-            eps = torch.rand(pr.shape[0], generator=gen).to(pr.device)
+            eps = upload(torch.rand(pr.shape[0], generator=gen), pr.device)
             gp = gradient_penalty(critic, pr, pf, eps, r.gp_one_sided)
             loss = loss + self.penalty_scale * r.gp_weight * gp
         if r.r1_gamma > 0 and step % r.r1_every == 0:

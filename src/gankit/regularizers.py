@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from .training.devices import upload
+
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -51,7 +53,7 @@ def instance_noise(x: torch.Tensor, std: float, gen: torch.Generator) -> torch.T
     """``x`` plus Gaussian noise of standard deviation ``std`` (``x`` itself when std is 0)."""
     if std <= 0.0:
         return x
-    return x + std * torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+    return x + std * upload(torch.randn(x.shape, generator=gen, dtype=x.dtype), x.device)
 
 
 def annealed(std: float, step: int, total: int) -> float:

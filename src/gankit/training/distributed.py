@@ -40,6 +40,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    local_size: int = 1  # processes of this job on this machine
 
     @property
     def main(self) -> bool:
@@ -51,7 +52,8 @@ def current() -> World:
     """The world of the initialised process group, or a single process."""
     if not (dist.is_available() and dist.is_initialized()):
         return World()
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
+                 int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
 
 
 def launched() -> bool:

@@ -103,8 +103,8 @@ class Trainer:
     # -- one step ---------------------------------------------------------------------------
 
     def _noise(self) -> torch.Tensor:
-        return torch.randn(self.draw, self.cfg.model.latent_dim,
-                           generator=self.gen_noise)[self.part].to(self.device)
+        z = torch.randn(self.draw, self.cfg.model.latent_dim, generator=self.gen_noise)[self.part]
+        return devices.upload(z, self.device)
 
     def train_step(self) -> None:
         """One iteration: ``d_steps`` discriminator updates, one generator update, EMA."""
@@ -116,8 +116,8 @@ class Trainer:
         if t.lr_decay > 0:
             self._decay_lr()
         for _ in range(t.d_steps):
-            idx = torch.randint(self.x.shape[0], (b,),
-                                generator=self.gen_data)[self.part].to(self.device)
+            idx = devices.upload(torch.randint(self.x.shape[0], (b,),
+                                               generator=self.gen_data)[self.part], self.device)
             real, y = self.x[idx], (self.y[idx] if self.y is not None else None)
             with fast.autocast(self.precision, self.device):
                 with torch.set_grad_enabled(reuse):
