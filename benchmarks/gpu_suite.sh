@@ -6,38 +6,54 @@
 # pillow, matplotlib, scipy, pytest and hypothesis must be importable). Logs go to $OUT (or
 # ./gpu-out), the tables to stdout.
 #
-#     bash benchmarks/gpu_suite.sh
+#     bash benchmarks/gpu_suite.sh                 # everything
+#     bash benchmarks/gpu_suite.sh tests suite     # some sections: machine tests train speed
+#                                                  # precision suite
 set -u
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
-export PYTHONPATH=src:benchmarks PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
+export PYTHONPATH=$PWD/src:$PWD/benchmarks PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 PY=${PYTHON:-python3}
 
+SECTIONS=${*:-machine tests train speed precision suite}
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 section() { echo; echo "=== $1 ($(date -u +%T))"; }
 
-section "machine"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
-$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
-torch.cuda.get_device_name(0), 'bf16', torch.cuda.is_bf16_supported())"
+if want machine; then
+    section "machine"
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
+    $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+    torch.cuda.get_device_name(0), 'bf16', torch.cuda.is_bf16_supported())"
+fi
 
-section "CUDA tests"
-timeout 120 $PY -m pytest -q -p no:cacheprovider tests/test_devices.py 2>&1 | tail -n 15
+if want tests; then
+    section "CUDA tests"
+    timeout 120 $PY -m pytest -q -p no:cacheprovider tests/test_devices.py 2>&1 | tail -n 15
+fi
 
-section "default gankit train on the GPU (classic preset, 6,000 steps)"
-start=$(date +%s%N)
-timeout 120 $PY -m gankit train --devices cuda --out /tmp/gpu-run --quiet 2>&1 | tail -n 8
-echo "wall $(( ($(date +%s%N) - start) / 1000000 )) ms (start-up included)"
-last=$(ls /tmp/gpu-run/samples/*.png 2>/dev/null | tail -n 1)
-[ -n "$last" ] && cp "$last" "$OUT/gpu_default_run.png"
-timeout 60 $PY -m gankit eval /tmp/gpu-run 2>&1 | tail -n 12
+if want train; then
+    section "default gankit train on the GPU (classic preset, 6,000 steps)"
+    start=$(date +%s%N)
+    timeout 120 $PY -m gankit train --devices cuda --out /tmp/gpu-run --quiet 2>&1 | tail -n 8
+    echo "wall $(( ($(date +%s%N) - start) / 1000000 )) ms (start-up included)"
+    last=$(ls /tmp/gpu-run/samples/*.png 2>/dev/null | tail -n 1)
+    [ -n "$last" ] && cp "$last" "$OUT/gpu_default_run.png"
+    timeout 60 $PY -m gankit eval /tmp/gpu-run 2>&1 | tail -n 12
+fi
 
-section "speed table on the GPU"
-timeout 150 $PY benchmarks/speed.py --device cuda --repeats 3 --seconds 2 \
-    --cases seed:128 classic:128 classic:512 dcgan:64 dcgan:128 2>&1 | tee "$OUT/speed_gpu.txt"
+if want speed; then
+    section "speed table on the GPU"
+    timeout 150 $PY benchmarks/speed.py --device cuda --repeats 3 --seconds 2 \
+        --cases seed:128 classic:128 classic:512 dcgan:64 dcgan:128 2>&1 | tee "$OUT/speed_gpu.txt"
+fi
 
-section "dcgan preset by precision"
-timeout 90 $PY benchmarks/gpu_dcgan.py --seconds 4 --repeats 3 2>&1 | tee "$OUT/gpu_dcgan.txt"
+if want precision; then
+    section "dcgan preset by precision"
+    timeout 90 $PY benchmarks/gpu_dcgan.py --seconds 4 --repeats 3 2>&1 | tee "$OUT/gpu_dcgan.txt"
+fi
 
-section "whole test suite with CUDA present"
-timeout 200 $PY -m pytest -q -p no:cacheprovider -n 6 tests 2>&1 | tail -n 40 \
-    | tee "$OUT/suite.txt"
+if want suite; then
+    section "whole test suite with CUDA present"
+    timeout 200 $PY -m pytest -q -p no:cacheprovider -n 6 tests > "$OUT/suite.txt" 2>&1
+    tail -n 40 "$OUT/suite.txt"
+fi

@@ -78,17 +78,21 @@ def backend_for(device: str) -> str:
 def session(device: str = "cpu") -> Iterator[World]:
     """Join the torchrun job (if launched by one) for the duration of the block.
 
-    ``device`` is the requested ``train.device``; on CUDA (``auto`` with CUDA present) each
-    process takes GPU LOCAL_RANK as its current device before joining.
+    ``device`` is the requested ``train.device``; on CUDA (``auto`` where this machine has a GPU
+    for each of the job's processes on it) each process takes its GPU as its current device
+    before joining. A CUDA request the machine cannot meet raises ConfigError in that rank.
     """
     if not launched() or dist.is_initialized():
         yield current()
         return
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group(backend_for(device), timeout=TIMEOUT)
+    from .devices import resolve  # devices imports this module
+
+    env = {k: int(os.environ.get(k, v)) for k, v in (("RANK", 0), ("WORLD_SIZE", 1),
+                                                      ("LOCAL_RANK", 0), ("LOCAL_WORLD_SIZE", 1))}
+    where = resolve(device, World(*env.values()))  # auto: CUDA only if every local rank has one
+    if where.type == "cuda":
+        torch.cuda.set_device(where)
+    dist.init_process_group(backend_for(str(where)), timeout=TIMEOUT)
     try:
         yield current()
     finally:
