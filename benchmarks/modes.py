@@ -22,12 +22,13 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
 from gankit import load_data, presets, resolve
 from gankit.data.mixtures import MIXTURES, mixture
 from gankit.data.stacked import NAME as STACKED
-from gankit.metrics.modes import mode_scores, stacked_scores
+from gankit.metrics.modes import STACKED_MODES, histogram_kl, mode_scores, stacked_labels
 from gankit.training.trainer import Trainer
 
 SAMPLES = {"mixture": 2500, STACKED: 26_000}
@@ -90,7 +91,13 @@ def run_stacked(preset: str | None, seed: int, steps: int | None = None,
                                            generator=gen))
               for i in range(0, samples, 1000)]
     images = ((torch.cat(chunks) - lo) / (hi - lo)).clamp(0, 1)
-    return {**stacked_scores(images), "seconds": secs, "seed": seed}
+    labels = stacked_labels(images).numpy()
+    counts = np.bincount(labels, minlength=STACKED_MODES)
+    # Where the KL comes from: KL to uniform of each channel's digit histogram (R, G, B).
+    channel_kl = [histogram_kl(np.bincount(labels // 10 ** k % 10, minlength=10))
+                  for k in (2, 1, 0)]
+    return {"modes": int((counts > 0).sum()), "mode_kl": histogram_kl(counts),
+            "channel_kl": channel_kl, "seconds": secs, "seed": seed}
 
 
 def _job(args: tuple[str, int, int | None, str | None]) -> dict[str, Any]:
@@ -179,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         for (name, seed, _, _), r in zip(jobs, pool.imap(_job, jobs, chunksize=1), strict=True):
             print(f"{name} seed {seed}: modes {r['modes']}, high quality "
                   f"{100 * r.get('high_quality', float('nan')):.1f}%, KL {r['mode_kl']:.4f}, "
-                  f"{r['seconds']:.0f} s", file=sys.stderr, flush=True)
+                  + (f"channel KLs {', '.join(f'{k:.4f}' for k in r['channel_kl'])}, "
+                     if "channel_kl" in r else "")
+                  + f"{r['seconds']:.0f} s", file=sys.stderr, flush=True)
             results.append(r)
     ok = True
     for name in dict.fromkeys(j[0] for j in jobs):

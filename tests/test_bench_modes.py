@@ -1,4 +1,5 @@
-"""benchmarks/modes.py, fast: one seed of ring8 with few steps and loose bars; table and skips."""
+"""benchmarks/modes.py, fast: one seed of ring8 with few steps and loose bars; the stacked-digits
+path in seconds; table and skips."""
 
 from __future__ import annotations
 
@@ -50,15 +51,19 @@ def test_stacked_without_its_preset_is_skipped(bench: ModuleType,
 
 
 def test_stacked_fast(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
-    """The stacked-digits path end to end in a few seconds: the automatic preset trains for a
-    few steps and is scored; an untrained G covers far fewer modes than real stacked digits
-    scored the same way (the full run's numbers are in BENCHMARKS.md)."""
+    """The stacked-digits path end to end in seconds: the automatic preset (stacked) is built,
+    trains one step and is scored on 2,000 samples; that untrained G covers far fewer modes than
+    real stacked digits scored the same way. The full run (45,000 steps, 26,000 samples, ~22
+    minutes) is in BENCHMARKS.md."""
+    assert bench.resolve(values={"data": {"source": bench.STACKED}}).preset == "stacked"
     n = bench.STACKED_FAST_SAMPLES
     r = bench.run_stacked(None, seed=0, steps=1, samples=n)
     real = stacked_scores(stack_digits(load_digits(), n, seed=3).images)
-    # Measured (2,000 samples): untrained G 64 modes, KL 4.9; real stacked digits ~865 modes.
-    assert real["modes"] >= 0.8 * n * (1 - math.exp(-n / 1000)) and real["mode_kl"] < 0.6
+    # Measured (2,000 samples): untrained G 64 modes, KL 4.89; real stacked digits 866 modes, KL
+    # 0.29 (2,000 draws from 1,000 modes hit ~865 of them, and leave that KL, by chance alone).
+    assert real["modes"] >= 0.95 * 1000 * (1 - math.exp(-n / 1000)) and real["mode_kl"] < 0.6
     assert r["modes"] < real["modes"] / 4 and r["mode_kl"] > real["mode_kl"] + 2
+    assert len(r["channel_kl"]) == 3 and min(r["channel_kl"]) > 0.5  # each channel collapsed
     assert not bench.print_table(bench.STACKED, [r], fast=False)
     out = capsys.readouterr().out
     assert "target: 1000 modes" in out and "targets MISSED" in out
