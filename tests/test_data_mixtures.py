@@ -38,7 +38,8 @@ def test_points_and_labels(name: str) -> None:
 
 
 def test_mixture_preset_is_picked_when_none_is_named(tmp_path) -> None:
-    assert set(DEFAULT_PRESETS) == set(MIXTURES)
+    assert set(DEFAULT_PRESETS) == set(MIXTURES) | {"stacked-digits"}
+    assert resolve(values={"data": {"source": "stacked-digits"}}).preset == "stacked"
     assert resolve(values={"data": {"source": "ring8"}}).preset == "mixture"
     assert resolve(overrides=["data.source=grid25"]).preset == "mixture-grid"
     (tmp_path / "c.toml").write_text('[data]\nsource = "ring8"\n')

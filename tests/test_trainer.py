@@ -369,7 +369,8 @@ def test_lr_decay_schedule_and_exact_resume(tmp_path: Path,
 
 def test_lr_decay_is_off_by_default() -> None:
     for preset in gankit.presets():
-        assert resolve(preset).train.lr_decay == 0.0 or preset.startswith("mixture")
+        assert resolve(preset).train.lr_decay == 0.0 or preset.startswith("mixture") \
+            or preset == "stacked"
     trainer = Trainer(tiny(), gankit.load_data(tiny().data))
     trainer.train_step()
     assert trainer.opt_g.param_groups[0]["lr"] == tiny().train.lr_g

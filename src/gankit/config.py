@@ -39,7 +39,7 @@ FAMILY_SIZES: dict[str, tuple[int, ...]] = {"dcgan": (28, 32, 64), "resnet": (32
 # Losses that read D's output as the logit of a probability (so a sigmoid-bounded D suits them).
 PROBABILITY_LOSSES = ("non_saturating", "minimax")
 # The preset used for a data source when none is named (else "classic").
-DEFAULT_PRESETS = {"ring8": "mixture", "grid25": "mixture-grid"}
+DEFAULT_PRESETS = {"ring8": "mixture", "grid25": "mixture-grid", "stacked-digits": "stacked"}
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,8 @@ def resolve(
     """Build a validated Config from a preset, a TOML file, overrides and extra values.
 
     The preset is, in order: the ``preset`` argument, a top-level ``preset`` key in the file,
-    the data source's default (``mixture`` for ring8, ``mixture-grid`` for grid25), ``classic``.
+    the data source's default (``mixture`` for ring8, ``mixture-grid`` for grid25, ``stacked``
+    for stacked-digits), ``classic``.
     """
     user = read_toml(file) if file is not None else {}
     name = preset or user.get("preset") or _default_preset(user, overrides, values)
