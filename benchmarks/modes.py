@@ -84,10 +84,11 @@ def run_mixture(name: str, seed: int, steps: int | None = None,
 
 
 def run_stacked(preset: str | None, seed: int, steps: int | None = None,
-                samples: int = SAMPLES[STACKED]) -> dict[str, Any]:
+                samples: int = SAMPLES[STACKED], overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     """Train one seed on stacked-digits with ``preset`` (None: the data's automatic one) and
-    score ``samples`` samples (26,000 in the protocol; fewer for a quick check)."""
-    trainer, cfg, secs = _train(STACKED, preset, seed, steps)
+    ``overrides``, and score ``samples`` samples (26,000 in the protocol; fewer for a quick
+    check)."""
+    trainer, cfg, secs = _train(STACKED, preset, seed, steps, overrides)
     gen = torch.Generator().manual_seed(10_000 + seed)
     lo, hi = trainer.value_range
     chunks = [trainer.generate(torch.randn(min(1000, samples - i), cfg.model.latent_dim,
@@ -110,7 +111,7 @@ def _job(args: Job) -> dict[str, Any]:
     name, seed, steps, preset, overrides = args
     torch.set_num_threads(1)
     if name == STACKED:
-        return run_stacked(preset, seed, steps)
+        return run_stacked(preset, seed, steps, overrides=overrides)
     return run_mixture(name, seed, steps, preset, overrides)
 
 
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     ap.add_argument("--preset", help="preset for the 2-D mixtures (default: the automatic one)")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="override a config value of the 2-D runs (repeatable), as in gankit train")
+                    help="override a config value of every run (repeatable), as in gankit train")
     ap.add_argument("--mixture", choices=MIXTURES, action="append",
                     help="run only this mixture (repeatable; default: all)")
     ap.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
@@ -190,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                   "as dcgan or pacgan", flush=True)
         else:
             stacked_steps = args.stacked_steps or (FAST_STACKED_STEPS if args.fast else None)
-            jobs += [(STACKED, s, stacked_steps, args.stacked_preset, ()) for s in seeds]
+            jobs += [(STACKED, s, stacked_steps, args.stacked_preset, tuple(args.set))
+                     for s in seeds]
     if not jobs:
         return 0
     results = []
