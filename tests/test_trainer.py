@@ -132,6 +132,21 @@ def run_to(out: Path, cfg: Config, stop: int) -> None:
     assert trainer.step == cfg.train.steps
 
 
+def interrupt_at(step: int, cfg: Config, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``cfg`` into ``out`` until a KeyboardInterrupt right after step ``step``."""
+    real_step = Trainer.train_step
+
+    def interrupted(self: Trainer) -> None:
+        real_step(self)
+        if self.step == step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gankit.train(cfg, out=out, progress=False)
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+
+
 @pytest.mark.parametrize("preset", ["classic", "seed"])
 def test_exact_resume(tmp_path: Path, preset: str) -> None:
     # checkpoint_every=3 divides neither the stop step (4) nor the end (10).
@@ -187,17 +202,7 @@ def test_exact_resume_after_interrupt(tmp_path: Path, monkeypatch: pytest.Monkey
     cfg = tiny("classic", steps=8, checkpoint_every=100, sample_every=100)
     gankit.train(cfg, out=tmp_path / "a", progress=False)
 
-    real_step = Trainer.train_step
-
-    def interrupted(self: Trainer) -> None:
-        real_step(self)
-        if self.step == 5:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "train_step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        gankit.train(cfg, out=tmp_path / "b", progress=False)
-    monkeypatch.setattr(Trainer, "train_step", real_step)
+    interrupt_at(5, cfg, tmp_path / "b", monkeypatch)
     assert checkpoint.list_steps(tmp_path / "b" / "checkpoints") == [5]
     assert final_state(tmp_path / "b")["acc_steps"] == 1  # step 5 not yet logged
 
@@ -351,17 +356,7 @@ def test_lr_decay_schedule_and_exact_resume(tmp_path: Path,
     assert scales == pytest.approx([1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
     # The schedule follows the run's total steps, so a run interrupted at 7 resumes exactly.
     gankit.train(cfg, out=tmp_path / "a", progress=False)
-    real_step = Trainer.train_step
-
-    def interrupted(self: Trainer) -> None:
-        real_step(self)
-        if self.step == 7:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "train_step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        gankit.train(cfg, out=tmp_path / "b", progress=False)
-    monkeypatch.setattr(Trainer, "train_step", real_step)
+    interrupt_at(7, cfg, tmp_path / "b", monkeypatch)
     gankit.train(gankit.resume_config(tmp_path / "b"), out=tmp_path / "b", resume=True,
                  progress=False)
     assert_same(final_state(tmp_path / "a"), final_state(tmp_path / "b"))
