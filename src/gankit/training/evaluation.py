@@ -6,7 +6,6 @@ evaluation resumes exactly like one without.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -73,6 +72,5 @@ class Evaluator:
             self._best = record
             record["best"] = True
             checkpoint.save(run_dir / "checkpoints" / BEST, trainer.step, trainer.state(), keep=1)
-        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        runlog.append(run_dir / "metrics.jsonl", record)
         return record
