@@ -42,8 +42,7 @@ def _norms(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
 
 def health(trainer: Trainer) -> dict[str, float]:
     """Norms of the weights and last gradients of G and D, read with one host sync."""
-    g = [p for p in trainer.G.parameters()]
-    d = [p for p in trainer.D.parameters()]
+    g, d = list(trainer.G.parameters()), list(trainer.D.parameters())
     values = torch.stack([
         _norms([p.detach() for p in g], trainer.device),
         _norms([p.detach() for p in d], trainer.device),
@@ -153,14 +152,10 @@ class Guard:
                 f"rollback(s) (guard.max_retries = {self.cfg.max_retries}); stopped, the last "
                 f"good checkpoint is kept and the events are listed{where}")
         retries = self.retries + 1
-        scale = self.cfg.lr_factor ** retries
-        lr_g, lr_d = trainer.cfg.train.lr_g * scale, trainer.cfg.train.lr_d * scale
-        trainer.load_state(target)
+        trainer.load_state(target)  # restores the guard's state of then: count from now
         self.retries, self.collapse_since = retries, None
         trainer.recipe.penalty_scale = self.penalty_scale()
-        for opt, lr in ((trainer.opt_g, lr_g), (trainer.opt_d, lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr
+        lr_g, lr_d = trainer.set_rates()
         event.update(action="rollback", rollback_to=trainer.step, lr_g=lr_g, lr_d=lr_d,
                      penalty_scale=trainer.recipe.penalty_scale)
         if trainer.run_dir is not None:

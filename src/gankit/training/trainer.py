@@ -114,7 +114,7 @@ class Trainer:
         # one generator forward pass per step instead of two.
         reuse = t.reuse_fake and t.d_steps == 1
         if t.lr_decay > 0:
-            self._decay_lr()
+            self.set_rates()
         for _ in range(t.d_steps):
             idx = devices.upload(torch.randint(self.x.shape[0], (b,),
                                                generator=self.gen_data)[self.part], self.device)
@@ -166,12 +166,18 @@ class Trainer:
         span = t.lr_decay * t.steps
         return 1.0 if span <= 0 else min(1.0, (t.steps - self.step) / span)
 
-    def _decay_lr(self) -> None:
-        # The guard's rollbacks scale the configured rates by lr_factor ** retries; keep that.
+    def set_rates(self) -> tuple[float, float]:
+        """Set both optimizers' learning rates for the coming step; returns (lr_g, lr_d).
+
+        The configured rates times the schedule (``lr_scale``) times ``guard.lr_factor`` once per
+        rollback so far.
+        """
         scale = self.lr_scale() * self.guard.cfg.lr_factor ** self.guard.retries
-        for opt, lr in ((self.opt_g, self.cfg.train.lr_g), (self.opt_d, self.cfg.train.lr_d)):
+        rates = (self.cfg.train.lr_g * scale, self.cfg.train.lr_d * scale)
+        for opt, lr in zip((self.opt_g, self.opt_d), rates, strict=True):
             for group in opt.param_groups:
-                group["lr"] = lr * scale
+                group["lr"] = lr
+        return rates
 
     @torch.no_grad()
     def _update_ema(self) -> None:
