@@ -28,6 +28,7 @@ from reference import ReferenceLoop
 from torch.utils.flop_counter import FlopCounterMode
 
 from gankit import load_data, presets, resolve
+from gankit.training import fast
 from gankit.training.trainer import Trainer
 
 DEFAULT_CASES = ["seed:64", "seed:128", "seed:512", "classic:64", "classic:128", "classic:512",
@@ -172,7 +173,7 @@ def main() -> None:
                 bf16 = True
             else:
                 n, on = 2048, f"{threads} threads"
-                bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+                bf16 = fast.cpu_bf16()
             peaks[threads] = matmul_peak(torch.float32, n, device=device)
             line = f"matmul peak ({n}², measured, {on}): fp32 {peaks[threads]:.1f}"
             if bf16:

@@ -48,7 +48,7 @@ def test_auto_precision_is_fp32_on_gpus() -> None:
     assert fast.resolve_precision("auto", "cuda") == "fp32"
     assert fast.resolve_precision("auto", "cuda:1") == "fp32"
     assert fast.resolve_precision("bf16", "cuda") == "bf16"
-    cpu = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    cpu = "bf16" if fast.cpu_bf16() else "fp32"
     assert fast.resolve_precision("auto", "cpu") == cpu
 
 

@@ -41,10 +41,8 @@ def match_layout(opt: torch.optim.Optimizer) -> None:
                 s[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
-def bf16_supported(device: str = "cpu") -> bool:
-    """Whether bfloat16 matrix multiplication is fast on ``device``."""
-    if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+def cpu_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16, AMX)."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
@@ -56,7 +54,7 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
     cores save; large networks should ask for bf16 by name.
     """
     if precision == "auto":
-        return "bf16" if not device.startswith("cuda") and bf16_supported(device) else "fp32"
+        return "bf16" if device == "cpu" and cpu_bf16() else "fp32"
     return precision
 
 
