@@ -48,17 +48,24 @@ class World:
         return self.rank == 0
 
 
+def launched_world() -> World:
+    """The world torchrun describes in this process's environment (one process without it)."""
+    get = lambda key, default: int(os.environ.get(key, default))  # noqa: E731
+    return World(get("RANK", 0), get("WORLD_SIZE", 1), get("LOCAL_RANK", 0),
+                 get("LOCAL_WORLD_SIZE", 1))
+
+
 def current() -> World:
     """The world of the initialised process group, or a single process."""
     if not (dist.is_available() and dist.is_initialized()):
         return World()
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
-                 int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    env = launched_world()
+    return World(dist.get_rank(), dist.get_world_size(), env.local_rank, env.local_size)
 
 
 def launched() -> bool:
     """Whether this process was started by torchrun with more than one process in the job."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return launched_world().size > 1
 
 
 def recorded(fn: Callable[..., int]) -> Callable[..., int]:
@@ -87,9 +94,7 @@ def session(device: str = "cpu") -> Iterator[World]:
         return
     from .devices import resolve  # devices imports this module
 
-    env = {k: int(os.environ.get(k, v)) for k, v in (("RANK", 0), ("WORLD_SIZE", 1),
-                                                      ("LOCAL_RANK", 0), ("LOCAL_WORLD_SIZE", 1))}
-    where = resolve(device, World(*env.values()))  # auto: CUDA only if every local rank has one
+    where = resolve(device, launched_world())  # auto: CUDA only if every local rank has one
     if where.type == "cuda":
         torch.cuda.set_device(where)
     dist.init_process_group(backend_for(str(where)), timeout=TIMEOUT)
