@@ -143,15 +143,10 @@ def _scale(path: Path, a: np.ndarray) -> np.ndarray:
             raise DataError(f"Array file {path} holds float values from {lo:g} to {hi:g}; "
                             "float images must lie in [0, 1] or [-1, 1].")
         x = a.astype(np.float32, order="C")
-        lo, hi = float(x.min()), float(x.max())
-        if lo >= -_SLACK and hi <= 1 + _SLACK:
-            return np.clip(x, 0.0, 1.0, out=x)
-        if lo >= -1 - _SLACK and hi <= 1 + _SLACK:
+        if lo < -_SLACK:  # images in [-1, 1]
             x += 1.0
             x *= 0.5
-            return np.clip(x, 0.0, 1.0, out=x)
-        raise DataError(f"Array file {path} holds float values from {lo:g} to {hi:g}; float "
-                        "images must lie in [0, 1] or [-1, 1].")
+        return np.clip(x, 0.0, 1.0, out=x)
     raise DataError(f"Array file {path} holds {a.dtype} data; images must be uint8, integers "
                     "in 0..255, bool or float.")
 
