@@ -74,10 +74,11 @@ def scatter(points: np.ndarray, extent: float, size: int = 320) -> np.ndarray:
 
 
 def sample_png(x: torch.Tensor, value_range: tuple[float, float],
-               reference: torch.Tensor | None = None) -> bytes:
-    """PNG of generator output: a grid of images (N, C, H, W) drawn at scale 2, or a scatter plot
-    of points (N, 2) framed by ``reference`` points (else by the points themselves)."""
+               reference: torch.Tensor | None = None, nrow: int = 0) -> bytes:
+    """PNG of generator output: a grid of images (N, C, H, W), ``nrow`` per row (0: square),
+    drawn at scale 2, or a scatter plot of points (N, 2) framed by ``reference`` points (else by
+    the points themselves)."""
     if x.ndim == 4:
-        return png_bytes(make_grid(to_uint8(x, value_range)), scale=2)
-    frame = points_extent(reference if reference is not None else x.detach().cpu())
+        return png_bytes(make_grid(to_uint8(x, value_range), nrow=nrow), scale=2)
+    frame = points_extent((reference if reference is not None else x).detach().cpu())
     return png_bytes(scatter(x.detach().cpu().numpy(), frame))

@@ -16,7 +16,7 @@ from ..config import Config
 from ..data.base import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
-from ..images import make_grid, png_bytes, sample_png, to_uint8
+from ..images import sample_png
 from ..recipe import Recipe
 from . import checkpoint, devices, distributed, fast
 from .evaluation import Evaluator
@@ -292,10 +292,8 @@ class Trainer:
         folder.mkdir(exist_ok=True)
         path = folder / f"step-{self.step:09d}.png"
         x = self.generate(self.fixed_z, self.fixed_y)
-        if x.ndim == 4:  # images: one row per class for conditional runs
-            data = png_bytes(make_grid(to_uint8(x, self.value_range), nrow=self.grid_cols), 2)
-        else:
-            data = sample_png(x, self.value_range, self.x.cpu())
+        # Images: one row per class for conditional runs; points: framed by the data.
+        data = sample_png(x, self.value_range, self.x, nrow=self.grid_cols)
         atomic_write_bytes(path, data)
         return path
 
