@@ -23,13 +23,12 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
 import torch
 
 from gankit import load_data, presets, resolve
 from gankit.data.mixtures import MIXTURES, mixture
 from gankit.data.stacked import NAME as STACKED
-from gankit.metrics.modes import STACKED_MODES, histogram_kl, mode_scores, stacked_labels
+from gankit.metrics.modes import mode_scores, stacked_scores
 from gankit.training.trainer import Trainer
 
 SAMPLES = {"mixture": 2500, STACKED: 26_000}
@@ -95,13 +94,7 @@ def run_stacked(preset: str | None, seed: int, steps: int | None = None,
                                            generator=gen))
               for i in range(0, samples, 1000)]
     images = ((torch.cat(chunks) - lo) / (hi - lo)).clamp(0, 1)
-    labels = stacked_labels(images).numpy()
-    counts = np.bincount(labels, minlength=STACKED_MODES)
-    # Where the KL comes from: KL to uniform of each channel's digit histogram (R, G, B).
-    channel_kl = [histogram_kl(np.bincount(labels // 10 ** k % 10, minlength=10))
-                  for k in (2, 1, 0)]
-    return {"modes": int((counts > 0).sum()), "mode_kl": histogram_kl(counts),
-            "channel_kl": channel_kl, "seconds": secs, "seed": seed}
+    return {**stacked_scores(images), "seconds": secs, "seed": seed}
 
 
 Job = tuple[str, int, int | None, str | None, tuple[str, ...]]
