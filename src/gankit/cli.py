@@ -167,11 +167,10 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
             trainer.fit(progress=not quiet)
         except KeyboardInterrupt:
             name = caught.name or "SIGINT"
-            if not world.main:
-                return 128 + int(getattr(signal, name))
-            saved = f"checkpoint saved at step {trainer.step}; " if trainer.step else ""
-            print(f"\ngankit: stopped by {name}; {saved}resume with: "
-                  f"gankit train --resume --out {out}", file=sys.stderr)
+            if world.main:
+                saved = f"checkpoint saved at step {trainer.step}; " if trainer.step else ""
+                print(f"\ngankit: stopped by {name}; {saved}resume with: "
+                      f"gankit train --resume --out {out}", file=sys.stderr)
             return 128 + int(getattr(signal, name))
     say(f"gankit: finished at step {trainer.step}; samples in {out / 'samples'}")
     return 0
