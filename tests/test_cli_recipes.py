@@ -35,6 +35,11 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (["--preset", "wgan-gp", "--set", "loss.real_label=0.9"], "loss.real_label"),
     (["--preset", "dcgan", "--set", "reg.augment=['flip']"], "reg.augment"),
     (["--preset", "cgan", "--set", "reg.pack=2"], "reg.pack"),
+    (["--preset", "cgan", "--set", "model.clusters=10"], "replaces model.conditional"),
+    (["--preset", "pacgan", "--set", "model.clusters=10"], "a pack would mix clusters"),
+    (["--preset", "dcgan", "--set", "model.clusters=1"], "model.clusters=1"),
+    (["--preset", "dcgan", "--set", "model.clusters=-3"], "model.clusters must be 0..10000"),
+    (["--data", "ring8", "--set", "model.clusters=20000"], "model.clusters must be 0..10000"),
 ])
 def test_impossible_combinations_are_refused(
     args: list[str], needle: str, capsys: pytest.CaptureFixture[str], tmp_path: Path

@@ -23,7 +23,9 @@ MEANS = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 
 def test_all_modes_evenly() -> None:
     pts = np.repeat(MEANS, 25, axis=0) + 0.01
-    assert mode_scores(pts, MEANS, std=0.01) == {"high_quality": 1.0, "modes": 4, "mode_kl": 0.0}
+    # Every point is 0.01 (one std) from its mean along each axis: spread 1.
+    assert mode_scores(pts, MEANS, std=0.01) == {"high_quality": 1.0, "modes": 4, "mode_kl": 0.0,
+                                                  "spread": pytest.approx(1.0)}
 
 
 def test_one_mode_and_far_samples() -> None:
@@ -44,7 +46,8 @@ def test_threshold_is_three_std_and_kl_matches_formula() -> None:
 
 def test_no_good_sample() -> None:
     s = mode_scores(np.full((5, 2), 0.5), MEANS, std=0.01)
-    assert s == {"high_quality": 0.0, "modes": 0, "mode_kl": pytest.approx(math.log(4))}
+    assert s == {"high_quality": 0.0, "modes": 0, "mode_kl": pytest.approx(math.log(4)),
+                 "spread": 0.0}
     with pytest.raises(ValueError):
         mode_scores(np.zeros((3, 3)), MEANS, std=0.01)
 
@@ -71,3 +74,16 @@ def test_stacked_scores_of_one_mode() -> None:
     assert s["modes"] == 1 and s["mode_kl"] == pytest.approx(math.log(STACKED_MODES))
     with pytest.raises(ValueError):
         stacked_scores(torch.zeros(4, 1, 28, 28))
+
+
+def test_spread_of_the_mixture_itself_and_of_narrow_modes() -> None:
+    rng = np.random.default_rng(0)
+    means, std = np.array([[0.0, 0.0], [10.0, 0.0]]), 0.5
+    labels = np.arange(20_000) % 2
+    exact = means[labels] + rng.normal(scale=std, size=(20_000, 2))
+    # Per axis, a 2-D Gaussian cut at 3 std keeps sqrt((2 - 9 e^-4.5 / (1 - e^-4.5)) / 2) std.
+    expected = math.sqrt((2 - 9 * math.exp(-4.5) / (1 - math.exp(-4.5))) / 2)
+    assert mode_scores(exact, means, std)["spread"] == pytest.approx(expected, abs=0.01)
+    narrow = means[labels] + rng.normal(scale=std / 4, size=(20_000, 2))
+    assert mode_scores(narrow, means, std)["spread"] == pytest.approx(0.25, abs=0.01)
+    assert mode_scores(np.full((5, 2), 100.0), means, std)["spread"] == 0.0

@@ -81,7 +81,9 @@ def make_parser() -> Parser:
     s.add_argument("--seed", type=natural_int, default=0, metavar="N")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its average")
     s.add_argument("--class", dest="label", type=natural_int, metavar="K",
-                   help="conditional runs: only class K (default: one grid row per class)")
+                   help="conditional runs: only class K (default: one grid row per class); "
+                        "self-conditioned runs: only cluster K (default: clusters drawn at "
+                        "their share of the data)")
 
     e = sub.add_parser("eval", help="quality metrics of a run or of a file of samples")
     e.add_argument("source", metavar="RUN|FILE.npz", help="run directory or .npz/.npy samples")

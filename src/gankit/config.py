@@ -66,8 +66,16 @@ class ModelConfig:
     output: str = "tanh"  # tanh (data in [-1, 1]), sigmoid (in [0, 1]) or linear (as it is)
     d_spectral_norm: bool = True
     conditional: bool = False  # class labels into G and a projection D (needs labelled data)
+    # Self-conditioning (Liu et al. 2020): > 0 conditions G and D on this many k-means clusters
+    # of the training data instead of labels; samples draw a cluster at its share of the data.
+    clusters: int = 0
     base_channels: int = 64  # width of the convolutional families (dcgan, resnet)
     d_output: str = "linear"  # D's last layer: linear (a logit) or sigmoid (a probability)
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether G and D take labels: class labels (``conditional``) or clusters."""
+        return self.conditional or self.clusters > 0
 
 
 @dataclass(frozen=True)
@@ -431,6 +439,13 @@ def _validate_recipe(cfg: Config) -> None:
              f"reg.pack={r.pack} must divide train.batch_size={t.batch_size}")
     _require(r.pack == 1 or not m.conditional,
              "reg.pack cannot be combined with model.conditional (a pack would mix classes)")
+    _require(0 <= m.clusters <= 10_000, f"model.clusters must be 0..10000, got {m.clusters}")
+    _require(m.clusters != 1, "model.clusters=1 is one cluster: use 0 (off) or at least 2")
+    _require(not (m.clusters and m.conditional),
+             "model.clusters (self-conditioning on clusters) replaces model.conditional "
+             "(class labels): choose one")
+    _require(r.pack == 1 or not m.clusters,
+             "reg.pack cannot be combined with model.clusters (a pack would mix clusters)")
     for name in r.augment:
         _one_of("reg.augment", name, AUGMENTS)
     _require(len(set(r.augment)) == len(r.augment),

@@ -12,11 +12,12 @@ from torch import nn
 
 from . import data as data_sources
 from . import models, runlog
+from .clusters import draw_labels
 from .config import Config, load_toml_config, to_toml
 from .errors import ConfigError, RunError
 from .fileio import atomic_write_bytes, is_temp, remove_temps
 from .training import checkpoint, distributed
-from .training.trainer import Trainer
+from .training.trainer import Trainer, derive_seeds
 from .untrusted import refuse_pickle
 
 
@@ -116,16 +117,24 @@ class Run:
     config: Config
     step: int
     generator: nn.Module
-    num_classes: int = 0  # > 0 for a conditional generator
+    num_classes: int = 0  # > 0 for a conditioned generator: classes, or clusters
+    label_share: torch.Tensor | None = None  # each label's share of the training data
 
     @property
     def value_range(self) -> tuple[float, float]:
         """The generator's output range."""
         return models.output_range(self.config.model)
 
-    def labels(self, num: int, label: int | None = None) -> torch.Tensor | None:
-        """Class labels for ``num`` samples: all ``label``, or (None) the classes in order, in
-        equal runs, so a grid of ``grid_columns(num)`` columns has one row per class.
+    @property
+    def self_conditioned(self) -> bool:
+        """Whether the generator is conditioned on clusters of the data (not on classes)."""
+        return self.config.model.clusters > 0
+
+    def labels(self, num: int, label: int | None = None, seed: int = 0) -> torch.Tensor | None:
+        """Labels for ``num`` samples: all ``label``; or (None) for a class-conditional run the
+        classes in order, in equal runs, so a grid of ``grid_columns(num)`` columns has one row
+        per class; for a self-conditioned run, clusters drawn at their share of the data (from
+        ``seed``).
 
         None for an unconditional run; ConfigError for a class it cannot make.
         """
@@ -135,21 +144,40 @@ class Run:
                 raise ConfigError(f"run {self.path} is not conditional: it has no classes")
             return None
         if label is not None:
+            kind = "clusters" if self.self_conditioned else "classes"
             if not 0 <= label < k:
-                raise ConfigError(f"class {label} is not one of the run's classes 0..{k - 1}")
+                raise ConfigError(f"class {label} is not one of the run's {kind} 0..{k - 1}")
             return torch.full((num,), label, dtype=torch.int64)
+        if self.self_conditioned:
+            return self.draw_labels(num, seed)
         return torch.arange(num) // self.grid_columns(num)
 
-    def grid_columns(self, num: int) -> int:
-        """Columns for a grid of ``num`` samples: one row per class if conditional, else 0
-        (a square grid)."""
-        return max(1, -(-num // self.num_classes)) if self.num_classes else 0
+    def draw_labels(self, num: int, seed: int = 0) -> torch.Tensor:
+        """``num`` labels drawn at their share of the training data (uniform for checkpoints
+        that do not record it), reproducible from ``seed``."""
+        share = self.label_share
+        if share is None:
+            share = torch.full((self.num_classes,), 1.0 / self.num_classes)
+        gen = torch.Generator().manual_seed(derive_seeds(seed, 1)[0])
+        return draw_labels(share, num, gen)
 
-    @torch.no_grad()
+    def grid_columns(self, num: int) -> int:
+        """Columns for a grid of ``num`` samples: one row per class if class-conditional, else
+        0 (a square grid)."""
+        if not self.num_classes or self.self_conditioned:
+            return 0
+        return max(1, -(-num // self.num_classes))
+
     @torch.no_grad()
     def generate(self, num: int, seed: int = 0,
                  labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``num`` raw generator outputs (N, *shape) in its output range, from ``seed``."""
+        """``num`` raw generator outputs (N, *shape) in its output range, from ``seed``.
+
+        A conditioned run draws its labels at their share of the data unless ``labels`` are
+        given.
+        """
+        if labels is None and self.num_classes:
+            labels = self.draw_labels(num, seed)
         gen = torch.Generator().manual_seed(seed)
         chunks = [torch.empty(0, *self.generator.image_shape)]
         for start in range(0, num, 1024):
@@ -176,7 +204,7 @@ class Run:
         from .images import to_uint8
 
         if labels is None:
-            labels = self.labels(num, label)
+            labels = self.labels(num, label, seed)
         elif not self.num_classes:
             raise ConfigError(f"run {self.path} is not conditional: it has no classes")
         x = self.generate(num, seed, labels)
@@ -200,6 +228,12 @@ def load_run(path: str | Path, ema: bool = True) -> Run:
         raise RunError(f"run {p} has no checkpoint yet")
     shape = _image_shape(state)
     num_classes = int(state.get("num_classes", 0))
+    share = state.get("label_share")
+    if share is not None and not (tuple(share.shape) == (num_classes,) and num_classes
+                                  and bool(torch.isfinite(share).all())
+                                  and bool((share >= 0).all()) and float(share.sum()) > 0):
+        raise RunError(f"checkpoint in {p} records invalid label shares for its "
+                       f"{num_classes} labels")
     g, _ = models.build(cfg.model, shape, num_classes)
     key = "G_ema" if ema and state.get("G_ema") is not None else "G"
     try:
@@ -207,7 +241,7 @@ def load_run(path: str | Path, ema: bool = True) -> Run:
     except (KeyError, RuntimeError) as e:
         raise RunError(f"checkpoint in {p} does not fit its config: {e}") from None
     return Run(path=p, config=cfg, step=int(state["step"]), generator=g.eval(),
-               num_classes=num_classes)
+               num_classes=num_classes, label_share=share)
 
 
 def _image_shape(state: dict) -> tuple[int, ...]:

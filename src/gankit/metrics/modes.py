@@ -11,12 +11,17 @@ import torch
 
 def mode_scores(points: torch.Tensor | np.ndarray, means: np.ndarray, std: float,
                 threshold: float = 3.0) -> dict[str, float]:
-    """High-quality share, modes captured and reverse KL of the mode histogram to uniform.
+    """High-quality share, modes captured, reverse KL of the mode histogram to uniform, and
+    the spread of the modes.
 
     A sample is high quality when it lies within ``threshold`` standard deviations of its
     nearest mean; a mode is captured when at least one high-quality sample is nearest to it.
     ``mode_kl`` is KL(p ‖ uniform) of the high-quality samples' modes, 0 when they are spread
     evenly and log K when they all sit in one mode; with no high-quality sample it is log K.
+    ``spread`` is the root-mean-square distance per axis of each captured mode's high-quality
+    samples from its mean, in units of ``std``, averaged over the captured modes: about 0.97 for
+    samples of the mixture itself (at threshold 3), less for modes drawn too narrow (0 with no
+    high-quality sample). High quality alone rewards narrow modes; this shows them.
     """
     x = np.asarray(points, dtype=np.float64)
     mu = np.asarray(means, dtype=np.float64)
@@ -27,8 +32,12 @@ def mode_scores(points: torch.Tensor | np.ndarray, means: np.ndarray, std: float
     good = d[np.arange(x.shape[0]), nearest] <= threshold * std
     k = mu.shape[0]
     counts = np.bincount(nearest[good], minlength=k)
-    return {"high_quality": float(good.mean()), "modes": int((counts > 0).sum()),
-            "mode_kl": histogram_kl(counts)}
+    sq = np.bincount(nearest[good], weights=d[np.arange(x.shape[0]), nearest][good] ** 2,
+                     minlength=k)
+    hit = counts > 0
+    spread = float(np.sqrt(sq[hit] / counts[hit] / x.shape[1]).mean() / std) if hit.any() else 0.0
+    return {"high_quality": float(good.mean()), "modes": int(hit.sum()),
+            "mode_kl": histogram_kl(counts), "spread": spread}
 
 
 STACKED_MODES = 1000  # digit triples of stacked-digits

@@ -60,10 +60,11 @@ def build(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int = 0,
           pack: int = 1) -> tuple[nn.Module, nn.Module]:
     """A fresh (generator, discriminator) pair for images of shape (C, H, W).
 
-    ``num_classes`` is used only when ``cfg.conditional``; D sees ``pack`` images at once.
+    ``num_classes`` (classes or clusters) is used only when ``cfg.conditioned``; D sees
+    ``pack`` images at once.
     """
     check(cfg, image_shape, num_classes)
-    k = num_classes if cfg.conditional else 0
+    k = num_classes if cfg.conditioned else 0
     d_shape = (image_shape[0] * pack, *image_shape[1:])  # a pack joins samples along axis 1
     if cfg.family == "mlp":
         g: nn.Module = MLPGenerator(cfg.latent_dim, cfg.g_hidden, image_shape, cfg.activation,

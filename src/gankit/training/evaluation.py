@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from .. import runlog
+from ..clusters import draw_labels
 from ..config import Config
 from ..data.base import Dataset
 from ..metrics.evaluate import Reference, evaluate, is_better, reference
@@ -24,11 +25,15 @@ BEST = "best"  # checkpoints/best/: the best checkpoint by the main metric
 class Evaluator:
     """Scores the sampling generator every ``eval.every`` steps; built lazily on first use."""
 
-    def __init__(self, cfg: Config, data: Dataset, seed: int) -> None:
+    def __init__(self, cfg: Config, data: Dataset, seed: int,
+                 label_share: torch.Tensor | None = None) -> None:
         self.cfg = cfg
         self.data = data
-        self.z = torch.randn(cfg.eval.num, cfg.model.latent_dim,
-                             generator=torch.Generator().manual_seed(seed))
+        gen = torch.Generator().manual_seed(seed)
+        self.z = torch.randn(cfg.eval.num, cfg.model.latent_dim, generator=gen)
+        # Conditioned models: labels (classes or clusters) at their share of the data.
+        self.y = (None if label_share is None
+                  else draw_labels(label_share, cfg.eval.num, gen))
         self._ref: Reference | None = None
         self._best: dict[str, float] | None = None
 
@@ -58,7 +63,7 @@ class Evaluator:
 
     def __call__(self, trainer: Any) -> dict[str, Any]:
         """Score ``trainer`` now, append the record to metrics.jsonl, save a new best checkpoint."""
-        scores = self.score(trainer.generate(self.z), trainer.value_range)
+        scores = self.score(trainer.generate(self.z, self.y), trainer.value_range)
         record: dict[str, Any] = {"step": trainer.step, "time": time.time()}
         record.update({k: round(v, 6) if isinstance(v, float) else v for k, v in scores.items()})
         run_dir: Path | None = trainer.run_dir

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from .. import models, runlog
-from ..config import Config
+from ..clusters import assign, draw_labels, kmeans, label_share
+from ..config import Config, ModelConfig
 from ..data.base import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
@@ -32,6 +33,19 @@ def derive_seeds(seed: int, n: int) -> list[int]:
     return [int(w) >> 1 for w in words]
 
 
+def conditioning(m: ModelConfig, data: Dataset, x: torch.Tensor, seed: int
+                 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The labels G and D are conditioned on (None for an unconditioned model), and for
+    self-conditioning (``model.clusters``) the centroids of the k-means clusters of the
+    training samples ``x`` (as G makes them) that label the data."""
+    if m.clusters:
+        if len(x) < m.clusters:
+            raise ConfigError(f"model.clusters={m.clusters} needs at least as many training "
+                              f"samples, and the data has {len(x)}")
+        return kmeans(x.cpu(), m.clusters, seed)
+    return (data.labels if m.conditional else None), None
+
+
 class Trainer:
     """Trains a generator against a discriminator on in-memory data, writing to ``run_dir``.
 
@@ -45,7 +59,8 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         t, m = cfg.train, cfg.model
-        init_seed, data_seed, noise_seed, fixed_seed, aug_seed, eval_seed = derive_seeds(t.seed, 6)
+        init_seed, data_seed, noise_seed, fixed_seed, aug_seed, eval_seed, cluster_seed = (
+            derive_seeds(t.seed, 7))
         # Under torchrun: this rank's share of the batch, and its own random streams.
         self.world = distributed.current()
         self.device = devices.resolve(t.device, self.world)
@@ -58,7 +73,7 @@ class Trainer:
             data_seed, noise_seed, aug_seed = distributed.rank_seeds(t.seed, self.world.rank)
         self.image_shape = data.shape
         self.value_range = models.output_range(m)
-        self.num_classes = data.num_classes if m.conditional else 0
+        self.num_classes = m.clusters or (data.num_classes if m.conditional else 0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             self.G, self.D = models.build(m, self.image_shape, self.num_classes, cfg.reg.pack)
@@ -73,7 +88,10 @@ class Trainer:
         self.x = (data.images.to(self.device) * (hi - lo) + lo).contiguous()
         if t.channels_last and self.x.ndim == 4 and m.family != "mlp":
             self.x = fast.channels_last(self.x, self.G, self.D, self.G_ema)
-        self.y = data.labels.to(self.device) if self.num_classes else None
+        labels, self.centroids = conditioning(m, data, self.x, cluster_seed)
+        self.y = labels.to(self.device) if labels is not None else None
+        # The share of each class (or cluster) in the data: samples draw labels from it.
+        self.label_share = label_share(labels, self.num_classes) if labels is not None else None
         self.opt_g = fast.adam(self.G.parameters(), t.lr_g, t.betas_g, t.fused_adam)
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
         self.scaler_g = fast.grad_scaler(self.precision, self.device)
@@ -82,17 +100,19 @@ class Trainer:
         self.gen_data = torch.Generator().manual_seed(data_seed)
         self.gen_noise = torch.Generator().manual_seed(noise_seed)
         self.gen_aug = torch.Generator().manual_seed(aug_seed)  # augmentation, noise, GP mixing
-        # The grid of samples/: one row per class for conditional models.
-        self.grid_cols = max(1, t.grid_size // self.num_classes) if self.num_classes else 0
+        # The grid of samples/: one row per class for class-conditional models; clusters are
+        # drawn at their share of the data, as samples are.
+        self.grid_cols = max(1, t.grid_size // self.num_classes) if m.conditional else 0
         self.fixed_y = (torch.arange(self.num_classes).repeat_interleave(self.grid_cols)
-                        if self.num_classes else None)
+                        if m.conditional else None)
         n_fixed = len(self.fixed_y) if self.fixed_y is not None else t.grid_size
-        self.fixed_z = torch.randn(n_fixed, m.latent_dim,
-                                   generator=torch.Generator().manual_seed(fixed_seed)
-                                   ).to(self.device)
+        fixed_gen = torch.Generator().manual_seed(fixed_seed)
+        self.fixed_z = torch.randn(n_fixed, m.latent_dim, generator=fixed_gen).to(self.device)
+        if m.clusters:
+            self.fixed_y = self.draw_labels(n_fixed, fixed_gen)
         if self.fixed_y is not None:
             self.fixed_y = self.fixed_y.to(self.device)
-        self.evaluator = Evaluator(cfg, data, eval_seed)
+        self.evaluator = Evaluator(cfg, data, eval_seed, self.label_share)
         self.step = 0
         self._acc = torch.zeros(len(STAT_NAMES), device=self.device)
         self._acc_steps = 0
@@ -274,10 +294,17 @@ class Trainer:
         """The generator used for samples: the moving average when enabled."""
         return self.G_ema if self.G_ema is not None else self.G
 
+    def draw_labels(self, n: int, gen: torch.Generator) -> torch.Tensor | None:
+        """``n`` labels (classes or clusters) drawn at their share of the data; None for an
+        unconditioned model."""
+        if self.label_share is None:
+            return None
+        return draw_labels(self.label_share, n, gen)
+
     @torch.no_grad()
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Images from noise ``z`` (and labels ``y``, if conditional) with the sampling
-        generator, in its output range, on the CPU."""
+        """Images from noise ``z`` (and labels ``y``, if conditioned: see ``draw_labels``) with
+        the sampling generator, in its output range, on the CPU."""
         g = self.sampler
         was_training = g.training
         g.eval()
@@ -309,6 +336,7 @@ class Trainer:
                     "aug": self.gen_aug.get_state()},
             "acc": self._acc, "acc_steps": self._acc_steps,
             "image_shape": list(self.image_shape), "num_classes": self.num_classes,
+            "label_share": self.label_share, "centroids": self.centroids,
             "guard": self.guard.state_dict(),
         } | ({"scalers": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()}}
              if self.scaler_g.is_enabled() else {})
@@ -333,6 +361,11 @@ class Trainer:
         self._acc_steps = int(state["acc_steps"])
         self.step = int(state["step"])
         self.guard.load_state_dict(state.get("guard"))
+        if self.centroids is not None and state.get("centroids") is not None:
+            # The clusters the run was trained on, even if k-means differed here (threads).
+            self.centroids = state["centroids"]
+            self.y = assign(self.x.cpu(), self.centroids).to(self.device)
+            self.label_share = label_share(self.y, self.num_classes)
         self.recipe.penalty_scale = self.guard.penalty_scale()
         if self.world.rank and not self.cfg.train.shared_draws:  # the checkpoint holds rank 0's
             for gen, seed in zip((self.gen_data, self.gen_noise, self.gen_aug),
