@@ -29,8 +29,10 @@ def bench() -> ModuleType:
 
 
 def test_ring8_fast(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
-    r = bench.run_mixture("ring8", seed=0, steps=bench.FAST_STEPS)  # measured: 8, 60.6%, 0.016
-    assert r["modes"] == 8 and r["high_quality"] >= 0.50 and r["mode_kl"] <= 0.03
+    r = bench.run_mixture("ring8", seed=0, steps=bench.FAST_STEPS)  # measured: 8, 98.8%, 0.0027
+    # Unconditioned (pack 2) it scored 60.6% here; self-conditioned, modes keep most of their width.
+    assert r["modes"] == 8 and r["high_quality"] >= 0.90 and r["mode_kl"] <= 0.02
+    assert 0.8 <= r["spread"] <= 1.05  # measured 0.95; the mixture itself: 0.97
     assert bench.print_table("ring8", [r], fast=True)
     out = capsys.readouterr().out
     assert "**gankit** (1 seed)" in out and "targets MET" in out and "PacGAN4 | 7.8 | 95.9" in out

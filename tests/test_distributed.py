@@ -89,6 +89,17 @@ def one(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_self_conditioned_two_processes_equal_one(tmp_path: Path) -> None:
+    # Every rank trains on rank 0's clusters, so the ranks agree with a single process.
+    args = [*SHARED, "--data", "ring8", "--set", "model.clusters=8", "--steps", "3"]
+    done = torchrun(2, *args, "--out", str(tmp_path / "two"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert main(["train", *args, "--out", str(tmp_path / "one")]) == 0
+    two, one = weights(tmp_path / "two"), weights(tmp_path / "one")
+    assert_close(trained(two), trained(one))
+    assert torch.equal(two["centroids"], one["centroids"])
+
+
 def test_rank0_writes_the_run_once(two: Path) -> None:
     assert sorted(p.name for p in two.iterdir()) == ["checkpoints", "config.toml",
                                                      "metrics.jsonl", "samples"]

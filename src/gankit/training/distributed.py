@@ -150,6 +150,16 @@ def broadcast_modules(modules: Iterable[nn.Module | None]) -> None:
             dist.broadcast(t.data, src=0)
 
 
+def broadcast_tensor(t: torch.Tensor, world: World, device: torch.device) -> torch.Tensor:
+    """Rank 0's ``t`` (of the same shape and dtype on every rank), sent through ``device``
+    (NCCL carries only CUDA tensors); returned where ``t`` was."""
+    if world.size == 1:
+        return t
+    buf = t.to(device, copy=True).contiguous()
+    dist.broadcast(buf, src=0)
+    return buf.to(t.device)
+
+
 def broadcast_object(obj: Any, world: World) -> Any:
     """Rank 0's ``obj`` on every rank (sent by torch.distributed, between our own processes)."""
     if world.size == 1:

@@ -89,6 +89,9 @@ class Trainer:
         if t.channels_last and self.x.ndim == 4 and m.family != "mlp":
             self.x = fast.channels_last(self.x, self.G, self.D, self.G_ema)
         labels, self.centroids = conditioning(m, data, self.x, cluster_seed)
+        if self.centroids is not None and self.world.size > 1:  # every rank: rank 0's clusters
+            self.centroids = distributed.broadcast_tensor(self.centroids, self.world, self.device)
+            labels = assign(self.x.cpu(), self.centroids)
         self.y = labels.to(self.device) if labels is not None else None
         # The share of each class (or cluster) in the data: samples draw labels from it.
         self.label_share = label_share(labels, self.num_classes) if labels is not None else None
