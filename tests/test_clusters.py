@@ -14,8 +14,9 @@ from gankit.cli import main
 from gankit.clusters import assign, draw_labels, kmeans, label_share
 from gankit.config import resolve
 from gankit.data.mixtures import load_mixture
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, RunError
 from gankit.evaluation import evaluate_source
+from gankit.training import checkpoint
 
 from .test_trainer import assert_same, final_state, metrics
 
@@ -134,6 +135,21 @@ def test_resume_keeps_the_checkpointed_clusters(tmp_path: Path) -> None:
     trainer.load_state({**state, "centroids": swapped})
     assert torch.equal(trainer.centroids, swapped)
     assert torch.equal(trainer.y.cpu(), 7 - trainer_labels(cfg))
+
+
+def test_tampered_clusters_in_a_checkpoint_are_refused(tmp_path: Path) -> None:
+    cfg = self_conditioned(5)
+    out = tmp_path / "run"
+    gankit.train(cfg, out=out, progress=False)
+    state = final_state(out)
+    checkpoint.save(out / "checkpoints", 6, {**state, "step": 6,
+                                             "label_share": torch.full((8,), -1.0)})
+    with pytest.raises(RunError, match="invalid label shares"):
+        gankit.load_run(out)
+    checkpoint.save(out / "checkpoints", 7, {**state, "step": 7,
+                                             "centroids": torch.zeros(3, 2)})
+    with pytest.raises(RunError, match=r"\(3, 2\) cluster centroids do not fit"):
+        gankit.prepare(cfg.replace(train={"steps": 9}), out, resume=True)
 
 
 def trainer_labels(cfg: gankit.Config) -> torch.Tensor:

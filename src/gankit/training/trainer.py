@@ -366,7 +366,11 @@ class Trainer:
         self.guard.load_state_dict(state.get("guard"))
         if self.centroids is not None and state.get("centroids") is not None:
             # The clusters the run was trained on, even if k-means differed here (threads).
-            self.centroids = state["centroids"]
+            c = state["centroids"]
+            if c.shape != self.centroids.shape or not torch.isfinite(c).all():
+                raise ValueError(f"its {tuple(c.shape)} cluster centroids do not fit this run's "
+                                 f"{tuple(self.centroids.shape)}")
+            self.centroids = c.to(torch.float32)
             self.y = assign(self.x.cpu(), self.centroids).to(self.device)
             self.label_share = label_share(self.y, self.num_classes)
         self.recipe.penalty_scale = self.guard.penalty_scale()
