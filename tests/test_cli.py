@@ -319,3 +319,13 @@ def test_unwritable_out_parent(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         assert list(parent.iterdir()) == []
     finally:
         parent.chmod(stat.S_IRWXU)
+
+
+def test_a_reader_that_goes_away_ends_quietly() -> None:
+    # `gankit presets | head -0`: the pipe is closed before gankit writes to it.
+    proc = subprocess.Popen([sys.executable, "-m", "gankit", "presets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == "", err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -256,7 +257,19 @@ def _main(argv: list[str] | None) -> int:
     except GankitError as e:
         print(f"gankit: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`gankit eval RUN | head`): stop quietly
+        _silence_stdout()
+        return 141  # as a shell tool ended by SIGPIPE
     except OSError as e:
         print(f"gankit: error: {e.strerror or e}"
               + (f": {e.filename}" if getattr(e, "filename", None) else ""), file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's last flush cannot fail again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout
+        pass
