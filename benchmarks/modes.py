@@ -199,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with mp.get_context("spawn").Pool(max(1, args.jobs)) as pool:
         for (name, seed, *_), r in zip(jobs, pool.imap(_job, jobs, chunksize=1), strict=True):
-            print(f"{name} seed {seed}: modes {r['modes']}, high quality "
-                  f"{100 * r.get('high_quality', float('nan')):.1f}%, KL {r['mode_kl']:.4f}, "
+            print(f"{name} seed {seed}: modes {r['modes']}, "
+                  + (f"high quality {100 * r['high_quality']:.1f}%, " if "high_quality" in r
+                     else "")
+                  + f"KL {r['mode_kl']:.4f}, "
                   + (f"spread {r['spread']:.2f}, " if "spread" in r else "")
                   + (f"channel KLs {', '.join(f'{k:.4f}' for k in r['channel_kl'])}, "
                      if "channel_kl" in r else "")
