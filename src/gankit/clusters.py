@@ -15,28 +15,34 @@ def sq_distances(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return d.clamp_min_(0.0)
 
 
-def assign(x: torch.Tensor, centroids: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def nearest(x: torch.Tensor, centroids: torch.Tensor, chunk: int = 8192
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row of ``x``: the index of its nearest centroid and the squared distance to it."""
+    parts = [sq_distances(x[i:i + chunk], centroids).min(1) for i in range(0, len(x), chunk)]
+    return torch.cat([p.indices for p in parts]), torch.cat([p.values for p in parts])
+
+
+def assign(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """Index of the nearest centroid for each row of ``x`` (N,)."""
-    return torch.cat([sq_distances(x[i:i + chunk], centroids).argmin(1)
-                      for i in range(0, len(x), chunk)])
+    return nearest(x, centroids)[0]
 
 
 def _init(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007): each new centre is the best of
-    2 + log k candidates drawn in proportion to the squared distance to the nearest centre."""
+    2 + log k candidates drawn in proportion to the squared distance to the closest centre."""
     n = len(x)
     tries = 2 + int(math.log(k))
     centres = [x[torch.randint(n, (1,), generator=gen)]]
-    nearest = sq_distances(x, centres[0])[:, 0]
+    closest = sq_distances(x, centres[0])[:, 0]
     for _ in range(k - 1):
-        if float(nearest.sum()) <= 0:  # fewer distinct points than k: repeat some
+        if float(closest.sum()) <= 0:  # fewer distinct points than k: repeat some
             pick = torch.randint(n, (tries,), generator=gen)
         else:
-            pick = torch.multinomial(nearest, tries, replacement=True, generator=gen)
-        cand = torch.minimum(nearest[:, None], sq_distances(x, x[pick]))
+            pick = torch.multinomial(closest, tries, replacement=True, generator=gen)
+        cand = torch.minimum(closest[:, None], sq_distances(x, x[pick]))
         best = int(cand.sum(0).argmin())
         centres.append(x[pick[best]][None])
-        nearest = cand[:, best]
+        closest = cand[:, best]
     return torch.cat(centres)
 
 
@@ -55,9 +61,7 @@ def _lloyd(x: torch.Tensor, centroids: torch.Tensor, iters: int
         sums = torch.zeros_like(centroids).index_add_(0, labels, x)
         centroids = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None],
                                 centroids)
-    inertia = float(torch.cat([sq_distances(x[i:i + 8192], centroids).min(1).values
-                               for i in range(0, len(x), 8192)]).sum())
-    return centroids, inertia
+    return centroids, float(nearest(x, centroids)[1].sum())
 
 
 def kmeans(x: torch.Tensor, k: int, seed: int = 0, restarts: int = 4, iters: int = 100,

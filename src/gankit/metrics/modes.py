@@ -29,11 +29,11 @@ def mode_scores(points: torch.Tensor | np.ndarray, means: np.ndarray, std: float
         raise ValueError(f"points must be (N >= 1, {mu.shape[1]}), got {x.shape}")
     d = np.sqrt(((x[:, None, :] - mu[None, :, :]) ** 2).sum(-1))
     nearest = d.argmin(1)
-    good = d[np.arange(x.shape[0]), nearest] <= threshold * std
+    dist = d[np.arange(x.shape[0]), nearest]
+    good = dist <= threshold * std
     k = mu.shape[0]
     counts = np.bincount(nearest[good], minlength=k)
-    sq = np.bincount(nearest[good], weights=d[np.arange(x.shape[0]), nearest][good] ** 2,
-                     minlength=k)
+    sq = np.bincount(nearest[good], weights=dist[good] ** 2, minlength=k)
     hit = counts > 0
     spread = float(np.sqrt(sq[hit] / counts[hit] / x.shape[1]).mean() / std) if hit.any() else 0.0
     return {"high_quality": float(good.mean()), "modes": int(hit.sum()),
