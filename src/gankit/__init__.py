@@ -5,12 +5,13 @@ from .data import build as load_data
 from .data.base import Dataset
 from .errors import ConfigError, DataError, GankitError, RunError
 from .run import Run, load_run, prepare, resume_config, train
+from .synthesizer import TableSynthesizer
 from .training.trainer import Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Config", "ConfigError", "DataError", "Dataset", "GankitError", "Run", "RunError",
-    "Trainer", "load_data", "load_run", "prepare", "presets", "resolve", "resume_config",
+    "TableSynthesizer", "Trainer", "load_data", "load_run", "prepare", "presets", "resolve", "resume_config",
     "train",
 ]

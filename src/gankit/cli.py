@@ -11,13 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-import numpy as np
-
 from .autopreset import choose
 from .config import presets, resolve
 from .errors import DivergedError, GankitError
-from .fileio import atomic_write
-from .images import make_grid, points_extent, save_png, scatter
 from .run import check_out, default_out, load_run, prepare, resume_config
 from .training import distributed
 from .training.signals import stop_on_signals
@@ -59,7 +55,8 @@ def make_parser() -> Parser:
     t.add_argument("--preset", metavar="NAME",
                    help=f"preset to start from ({', '.join(presets())})")
     t.add_argument("--data", metavar="SPEC",
-                   help="digits, mnist, ring8, grid25, a folder of images, or .npy/.npz")
+                   help="digits, mnist, ring8, grid25, adult, a folder of images, .npy/.npz, "
+                        "or a table (.csv, .tsv, .parquet)")
     t.add_argument("--data-dir", metavar="DIR", help="folder holding the data's files (mnist)")
     t.add_argument("--steps", type=positive_int, metavar="N", help="total generator steps")
     t.add_argument("--batch-size", type=positive_int, metavar="N")
@@ -78,13 +75,17 @@ def make_parser() -> Parser:
     s = sub.add_parser("sample", help="generate images (or 2-D points) from a trained run")
     s.add_argument("run", metavar="RUN", help="run directory")
     s.add_argument("--num", type=positive_int, required=True, metavar="N")
-    s.add_argument("--out", required=True, metavar="FILE.npz|FILE.png")
+    s.add_argument("--out", required=True, metavar="FILE",
+                   help="images and points: .npz or .png; tables: .csv, .tsv or .parquet")
     s.add_argument("--seed", type=natural_int, default=0, metavar="N")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its average")
     s.add_argument("--class", dest="label", type=natural_int, metavar="K",
                    help="conditional runs: only class K (default: one grid row per class); "
                         "self-conditioned runs: only cluster K (default: clusters drawn at "
                         "their share of the data)")
+    s.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="tables: only rows where the clause holds (=, !=, <, <=, >, >=; "
+                        "repeatable, all must hold)")
 
     e = sub.add_parser("eval", help="quality metrics of a run or of a file of samples")
     e.add_argument("source", metavar="RUN|FILE.npz", help="run directory or .npz/.npy samples")
@@ -160,7 +161,10 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
     if not args.resume and note:
         say(note)
     what = f"resuming at step {trainer.step}" if args.resume else "training"
-    shape = "x".join(map(str, trainer.image_shape))
+    for line in trainer.data.notes:
+        say(f"gankit: {line}")
+    shape = ("x".join(map(str, trainer.image_shape)) if trainer.data.codec is None else
+             f"{len(trainer.data)} rows x {len(trainer.data.codec.names)} columns")
     split = (f", global batch {cfg.train.batch_size} = {world.size} processes x {trainer.batch}"
              if world.size > 1 else "")
     say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({shape}) "
@@ -180,29 +184,17 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    """``gankit sample``."""
+    """``gankit sample``: what is written is the run's kind's to say."""
     out = Path(args.out)
-    suffix = out.suffix.lower()
-    if suffix not in (".npz", ".png"):
-        raise GankitError(f"--out must end in .npz or .png, got '{out.name}'")
+    run = load_run(args.run, ema=not args.no_ema)
+    kind = run.kind
+    if out.suffix.lower() not in kind.sample_suffixes:
+        raise GankitError(f"--out must end in {' or '.join(kind.sample_suffixes)} for a run "
+                          f"that makes {kind.name}, got '{out.name}'")
     if not out.parent.is_dir():
         raise GankitError(f"folder {out.parent} does not exist")
-    run = load_run(args.run, ema=not args.no_ema)
-    images = run.sample(args.num, seed=args.seed, label=args.label)
-    key = "images" if run.is_image else "samples"
-    if suffix == ".png":
-        if run.is_image:
-            cols = 0 if args.label is not None else run.grid_columns(args.num)
-            save_png(make_grid(images, nrow=cols), out)
-        else:
-            save_png(scatter(images, points_extent(images)), out)
-    else:
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **{key: images})
-
-        atomic_write(out, write)
-    print(f"gankit: wrote {len(images)} samples from step {run.step} to {out}", file=sys.stderr)
+    count = kind.write(run, out, args.num, args.seed, args.label, args.where)
+    print(f"gankit: wrote {count} samples from step {run.step} to {out}", file=sys.stderr)
     return 0
 
 

@@ -31,7 +31,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 # train.device: auto (CUDA if there is one), cpu, cuda, or cuda:N.
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
 LOSSES = ("non_saturating", "minimax", "least_squares", "wasserstein", "hinge", "relativistic")
-FAMILIES = ("mlp", "dcgan", "resnet")
+FAMILIES = ("mlp", "dcgan", "resnet", "tabular")
 D_OUTPUTS = ("linear", "sigmoid")
 AUGMENTS = ("translation", "cutout", "color")
 # Square image sides each convolutional family can produce (the MLP takes any shape).
@@ -40,6 +40,14 @@ FAMILY_SIZES: dict[str, tuple[int, ...]] = {"dcgan": (28, 32, 64), "resnet": (32
 PROBABILITY_LOSSES = ("non_saturating", "minimax")
 # The preset used for a data source when none is named (else "classic").
 DEFAULT_PRESETS = {"ring8": "mixture", "grid25": "mixture-grid", "stacked-digits": "stacked"}
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")  # files read as tables
+TABLE_BUILTINS = ("adult",)
+COLUMN_CHOICES = ("continuous", "integer", "categorical", "boolean", "datetime", "drop")
+
+
+def is_table_source(source: str) -> bool:
+    """Whether ``data.source`` names a table (a .csv/.tsv/.parquet file or a built-in table)."""
+    return source in TABLE_BUILTINS or source.lower().endswith(TABLE_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,12 @@ class DataConfig:
     download: bool = True  # fetch missing mnist files (checked by SHA-256)
     size: int = 0  # square side images are resized to; 0 = the source's own (folders: 64)
     channels: int = 0  # 1 (grayscale) or 3 (RGB) for folders; 0 = as found
+    # Tables (.csv, .tsv, .parquet, or the built-in adult):
+    target: str = ""  # the column a model would predict (machine-learning efficacy); "" = none
+    columns: dict[str, str] = field(default_factory=dict)  # column -> a kind, or "drop"
+    holdout: float = 0.2  # share of rows held out (seeded) for evaluation, never trained on
+    split_seed: int = 0  # seed of the held-out split
+    max_categories: int = 200  # a column with more categories is refused (or drop it)
 
 
 @dataclass(frozen=True)
@@ -211,12 +225,15 @@ def parse_override(text: str) -> dict[str, Any]:
     """``section.key=value`` as a nested dict; the value is read as TOML, else as a string."""
     key, sep, raw = text.partition("=")
     parts = key.strip().split(".")
-    if not sep or len(parts) != 2 or not all(parts):
+    nested = len(parts) == 3 and parts[:2] == ["data", "columns"]  # data.columns.NAME=kind
+    if not sep or not (len(parts) == 2 or nested) or not all(parts):
         raise ConfigError(f"override '{text}' must look like section.key=value")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    if nested:
+        return {"data": {"columns": {parts[2]: value}}}
     return {parts[0]: {parts[1]: value}}
 
 
@@ -264,6 +281,8 @@ def _default_preset(user: dict[str, Any], overrides: list[str] | tuple[str, ...]
     raw = merge(raw, values or {})
     data = raw.get("data")
     source = data.get("source") if isinstance(data, dict) else None
+    if isinstance(source, str) and is_table_source(source):
+        return "tabular"
     return DEFAULT_PRESETS.get(source, "classic") if isinstance(source, str) else "classic"
 
 
@@ -332,6 +351,12 @@ def _coerce(key: str, type_name: Any, value: Any) -> Any:
         ):
             raise ConfigError(f"{key} must be a list of numbers, got {value!r}")
         return tuple(float(v) for v in value)
+    if t.startswith("dict[str, str"):
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f"{key} must be a table of names to strings, got {value!r}")
+        return dict(value)
     raise AssertionError(f"unhandled config type {t} for {key}")  # pragma: no cover
 
 
@@ -350,6 +375,12 @@ def validate(cfg: Config) -> None:
     _require(bool(d.source), "data.source must not be empty")
     _require(d.size == 0 or 4 <= d.size <= 1024, f"data.size must be 0 or 4..1024, got {d.size}")
     _require(d.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3, got {d.channels}")
+    _require(0.0 < d.holdout < 1.0, f"data.holdout must be in (0, 1), got {d.holdout}")
+    _require(0 <= d.split_seed < 2**63, f"data.split_seed must be in 0..2^63-1, got {d.split_seed}")
+    _require(2 <= d.max_categories <= 100_000,
+             f"data.max_categories must be in 2..100000, got {d.max_categories}")
+    for name, kind in d.columns.items():
+        _one_of(f"data.columns.{name}", kind, COLUMN_CHOICES)
     _one_of("model.family", m.family, FAMILIES)
     _require(1 <= m.latent_dim <= 4096, f"model.latent_dim must be 1..4096, got {m.latent_dim}")
     for key, widths in (("model.g_hidden", m.g_hidden), ("model.d_hidden", m.d_hidden)):
@@ -437,7 +468,7 @@ def _validate_recipe(cfg: Config) -> None:
     _require(1 <= r.pack <= 64, f"reg.pack must be 1..64, got {r.pack}")
     _require(t.batch_size % r.pack == 0,
              f"reg.pack={r.pack} must divide train.batch_size={t.batch_size}")
-    _require(r.pack == 1 or not m.conditional,
+    _require(r.pack == 1 or not m.conditional or m.family == "tabular",
              "reg.pack cannot be combined with model.conditional (a pack would mix classes)")
     _require(0 <= m.clusters <= 10_000, f"model.clusters must be 0..10000, got {m.clusters}")
     _require(m.clusters != 1, "model.clusters=1 is one cluster: use 0 (off) or at least 2")
@@ -463,7 +494,8 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     out: dict[str, Any] = {"preset": cfg.preset}
     for name in SECTIONS:
         section = dataclasses.asdict(getattr(cfg, name))
-        out[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in section.items()}
+        out[name] = {k: list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict)
+                     else v for k, v in section.items()}
     return out
 
 
@@ -473,7 +505,11 @@ def to_toml(cfg: Config) -> str:
     lines = [f"preset = {_toml_value(d['preset'])}", ""]
     for name in SECTIONS:
         lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in d[name].items()]
+        tables = {k: v for k, v in d[name].items() if isinstance(v, dict)}
+        lines += [f"{k} = {_toml_value(v)}" for k, v in d[name].items() if k not in tables]
+        for key, table in tables.items():  # nested tables last, as TOML needs
+            lines.append(f"[{name}.{key}]")
+            lines += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in table.items()]
         lines.append("")
     return "\n".join(lines)
 

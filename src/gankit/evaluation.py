@@ -35,26 +35,25 @@ def load_samples(path: Path, num: int) -> torch.Tensor:
 
 def evaluate_source(source: Path, data: str | None = None, data_dir: str | None = None,
                     num: int = 2500, extractor: str = "", seed: int = 0) -> dict[str, Any]:
-    """Metrics of a run (``num`` fresh samples from its EMA generator) or of a samples file.
+    """Metrics of a run (``num`` fresh samples from its EMA generator, judged by its data's
+    kind) or of a file of image or point samples.
 
     ``data`` is the dataset to compare with: by default the run's own, or digits for a file.
     """
     if source.is_dir() or is_run(source):
         run = load_run(source)
-        x = run.generate(num, seed)
-        if run.is_image:
-            lo, hi = run.value_range
-            x = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
-        cfg = run.config.data
-        extractor = extractor or run.config.eval.extractor
-        head: dict[str, Any] = {"source": str(source), "step": run.step}
-    else:
-        x = load_samples(source, num)
-        if x.ndim == 2 and data is None:
-            raise DataError(f"{source} holds 2-D points: name the mixture with --data "
-                            "(ring8 or grid25)")
-        cfg = DataConfig()
-        head = {"source": str(source)}
+        return run.kind.evaluate(run, num, seed, extractor, data, data_dir)
+    x = load_samples(source, num)
+    if x.ndim == 2 and data is None:
+        raise DataError(f"{source} holds 2-D points: name the mixture with --data "
+                        "(ring8 or grid25)")
+    return score_samples(x, {"source": str(source)}, DataConfig(), data, data_dir, extractor,
+                         seed)
+
+
+def score_samples(x: torch.Tensor, head: dict[str, Any], cfg: DataConfig, data: str | None,
+                  data_dir: str | None, extractor: str, seed: int) -> dict[str, Any]:
+    """Images in [0, 1] or points ``x`` scored against ``data`` (default: ``cfg``'s source)."""
     if data is not None:
         cfg = DataConfig(source=data, dir=data_dir or "")
     elif data_dir is not None:

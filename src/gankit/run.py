@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import data as data_sources
-from . import models, runlog
+from . import kinds, models, runlog
 from .clusters import draw_labels
+from .conditioning import Conditioning
 from .config import Config, load_toml_config, to_toml
-from .errors import ConfigError, RunError
+from .data.base import Dataset
+from .errors import ConfigError, DataError, RunError
 from .fileio import atomic_write_bytes, is_temp, remove_temps
 from .training import checkpoint, distributed
 from .training.trainer import Trainer, derive_seeds
@@ -46,11 +49,16 @@ def check_out(out: Path, resume: bool) -> None:
         raise RunError(f"output folder {out} exists, is not empty and is not a gankit run")
 
 
-def _prepare(out: Path, cfg: Config) -> None:
+CODEC = "codec.json"  # a table run's fitted codec (plain JSON)
+
+
+def _prepare(out: Path, cfg: Config, codec: Any = None) -> None:
     # config.toml first: a crash before it leaves a folder that a new start may still use.
     try:
         out.mkdir(parents=True, exist_ok=True)
         remove_temps(out)
+        if codec is not None and hasattr(codec, "to_json"):
+            atomic_write_bytes(out / CODEC, json.dumps(codec.to_json(), indent=1).encode())
         atomic_write_bytes(out / "config.toml", to_toml(cfg).encode())
         for sub in ("samples", "checkpoints"):
             (out / sub).mkdir(exist_ok=True)
@@ -69,11 +77,13 @@ def resume_config(out: Path, steps: int | None = None, device: str | None = None
     return cfg.replace(train=train) if train else cfg
 
 
-def prepare(cfg: Config, out: Path | None = None, resume: bool = False) -> Trainer:
+def prepare(cfg: Config, out: Path | None = None, resume: bool = False,
+            dataset: Dataset | None = None) -> Trainer:
     """Check ``out``, load the data, build (or restore) the trainer and write the run directory.
 
     With ``resume`` the run in ``out`` continues from its latest checkpoint, bitwise as if it
-    had never stopped; ``cfg`` is then normally ``resume_config(out, steps)``.
+    had never stopped; ``cfg`` is then normally ``resume_config(out, steps)``. ``dataset``
+    replaces loading ``cfg.data`` (in-memory data, e.g. a DataFrame).
 
     Under torchrun only rank 0 reads and writes ``out``; the other ranks get rank 0's checkpoint
     from it and their trainers write nothing (``run_dir`` None).
@@ -82,7 +92,11 @@ def prepare(cfg: Config, out: Path | None = None, resume: bool = False) -> Train
     out = Path(out) if out is not None else default_out()
     if world.main:
         check_out(out, resume)
-    dataset = data_sources.build(cfg.data)
+    stored = read_codec(out) if resume and world.main else None
+    if resume:
+        stored = distributed.broadcast_object(stored, world)
+    if dataset is None:
+        dataset = kinds.of_source(cfg.data.source).load(cfg.data, stored)
     trainer = Trainer(cfg, dataset, run_dir=out if world.main else None)
     state = checkpoint.latest(out / "checkpoints") if resume and world.main else None
     if resume:
@@ -93,9 +107,20 @@ def prepare(cfg: Config, out: Path | None = None, resume: bool = False) -> Train
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise RunError(f"checkpoint in {out} does not fit its config: {e}") from None
     if world.main:
-        _prepare(out, cfg)
+        _prepare(out, cfg, dataset.codec)
         runlog.truncate(out / "metrics.jsonl", trainer.step)
     return trainer
+
+
+def read_codec(run: Path) -> dict[str, Any] | None:
+    """The codec stored in run directory ``run`` as JSON values (None when it has none)."""
+    path = run / CODEC
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"cannot read {path}: {e}") from None
 
 
 def train(cfg: Config, out: Path | None = None, resume: bool = False,
@@ -119,6 +144,15 @@ class Run:
     generator: nn.Module
     num_classes: int = 0  # > 0 for a conditioned generator: classes, or clusters
     label_share: torch.Tensor | None = None  # each label's share of the training data
+    codec: Any = None  # a table run's codec
+    conditioning: Conditioning | None = None  # a table run's condition vectors
+
+    @property
+    def kind(self) -> kinds.Kind:
+        """The kind of data the run makes."""
+        if self.codec is not None:
+            return kinds.of_source(self.config.data.source)
+        return kinds.get("images" if self.is_image else "points")
 
     @property
     def value_range(self) -> tuple[float, float]:
@@ -178,6 +212,9 @@ class Run:
         """
         if labels is None and self.num_classes:
             labels = self.draw_labels(num, seed)
+        elif labels is None and self.conditioning is not None:
+            cond_gen = torch.Generator().manual_seed(derive_seeds(seed, 1)[0])
+            labels = self.conditioning.sample(num, cond_gen)
         gen = torch.Generator().manual_seed(seed)
         chunks = [torch.empty(0, *self.generator.image_shape)]
         for start in range(0, num, 1024):
@@ -234,14 +271,32 @@ def load_run(path: str | Path, ema: bool = True) -> Run:
                                   and bool((share >= 0).all()) and float(share.sum()) > 0):
         raise RunError(f"checkpoint in {p} records invalid label shares for its "
                        f"{num_classes} labels")
-    g, _ = models.build(cfg.model, shape, num_classes)
+    codec, cond, heads = None, None, None
+    stored = read_codec(p)
+    if stored is not None:
+        from .kinds.tables.codec import TableCodec
+        from .kinds.tables.conditions import TableConditions
+
+        try:
+            codec = TableCodec.from_json(stored)
+        except DataError as e:
+            raise RunError(f"run {p}: {e}") from None
+        heads = tuple(codec.heads())
+        cond = TableConditions(codec) if cfg.model.conditional else None
+        if cond is not None and not cond.vector_dim:
+            cond = None
+    try:
+        g, _ = models.build(cfg.model, shape, num_classes, heads=heads,
+                            cond_dim=cond.vector_dim if cond is not None else 0)
+    except ConfigError as e:
+        raise RunError(f"run {p} cannot be rebuilt: {e}") from None
     key = "G_ema" if ema and state.get("G_ema") is not None else "G"
     try:
         g.load_state_dict(state[key])
     except (KeyError, RuntimeError) as e:
         raise RunError(f"checkpoint in {p} does not fit its config: {e}") from None
     return Run(path=p, config=cfg, step=int(state["step"]), generator=g.eval(),
-               num_classes=num_classes, label_share=share)
+               num_classes=num_classes, label_share=share, codec=codec, conditioning=cond)
 
 
 def _image_shape(state: dict) -> tuple[int, ...]:

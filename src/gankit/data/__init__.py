@@ -56,7 +56,7 @@ def conform(data: Dataset, size: int = 0, channels: int = 0) -> Dataset:
     """Resize to ``size``×``size`` (0: keep) and convert to ``channels`` (0: keep)."""
     if not data.is_image:
         return data
-    x = data.images
+    x = data.samples
     c, h, w = data.shape
     if channels and channels != c:
         if channels == 3:
@@ -67,6 +67,6 @@ def conform(data: Dataset, size: int = 0, channels: int = 0) -> Dataset:
     if size and (h, w) != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
                           align_corners=False).clamp_(0.0, 1.0)
-    if x is data.images:
+    if x is data.samples:
         return data
-    return Dataset(images=x.contiguous(), labels=data.labels, name=data.name)
+    return Dataset(samples=x.contiguous(), labels=data.labels, name=data.name)

@@ -190,4 +190,4 @@ def load_array(path: Path) -> Dataset:
         images = images.transpose(0, 3, 1, 2)
     x = torch.from_numpy(np.ascontiguousarray(_scale(path, images)))
     y = None if labels is None else _labels(path, labels, shape[0])
-    return Dataset(images=x, labels=y, name=path.stem)
+    return Dataset(samples=x, labels=y, name=path.stem)

@@ -20,4 +20,4 @@ def load_digits() -> Dataset:
         images = z["images"]
         labels = z["labels"]
     x = torch.from_numpy(images).to(torch.float32).div_(255.0).unsqueeze(1)
-    return Dataset(images=x, labels=torch.from_numpy(labels.astype(np.int64)), name="digits")
+    return Dataset(samples=x, labels=torch.from_numpy(labels.astype(np.int64)), name="digits")

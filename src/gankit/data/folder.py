@@ -147,7 +147,7 @@ def load_folder(path: Path, size: int = 64, channels: int = 0) -> Dataset:
         index = {name: i for i, name in enumerate(classes)}
         labels = torch.tensor([index[f.relative_to(path).parts[0]] for f in files],
                               dtype=torch.int64)
-    return Dataset(images=images, labels=labels, name=path.resolve().name or "folder")
+    return Dataset(samples=images, labels=labels, name=path.resolve().name or "folder")
 
 
 def peek(path: Path) -> tuple[int, int, bool]:

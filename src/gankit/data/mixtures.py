@@ -42,5 +42,5 @@ def load_mixture(name: str, num: int = SAMPLES, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     labels = np.arange(num) % k
     points = m.means[labels] + rng.normal(scale=m.std, size=(num, 2))
-    return Dataset(images=torch.from_numpy(points.astype(np.float32)),
+    return Dataset(samples=torch.from_numpy(points.astype(np.float32)),
                    labels=torch.from_numpy(labels.astype(np.int64)), name=name)

@@ -233,4 +233,4 @@ def load_mnist(
         labels.append(y)
     x = torch.from_numpy(np.concatenate(images)).unsqueeze(1).to(torch.float32).div_(255.0)
     y = torch.from_numpy(np.concatenate(labels).astype(np.int64))
-    return Dataset(images=x, labels=y, name="mnist")
+    return Dataset(samples=x, labels=y, name="mnist")

@@ -26,7 +26,7 @@ def stack_digits(digits: Dataset, num: int, seed: int = 0) -> Dataset:
     images = digits.images[idx].squeeze(2)  # (num, 3, 1, 28, 28) -> (num, 3, 28, 28)
     lab = digits.labels[idx]
     labels = 100 * lab[:, 0] + 10 * lab[:, 1] + lab[:, 2]
-    return Dataset(images=images.contiguous(), labels=labels, name=NAME)
+    return Dataset(samples=images.contiguous(), labels=labels, name=NAME)
 
 
 def load_stacked(num: int = SAMPLES, seed: int = 0) -> Dataset:

@@ -59,7 +59,7 @@ def reference(data: Dataset, extractor: str = "", seed: int = 0) -> Reference:
             raise DataError(f"points can only be scored against {', '.join(MIXTURES)}")
         return Reference(shape=data.shape, mixture=mixture(data.name))
     ext = get_extractor(extractor or default_extractor(data.shape))
-    x = data.images
+    x = data.samples
     if len(x) > REFERENCE_MAX:
         x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:REFERENCE_MAX]]
     probs = ext.probs(x)

@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 from .resnet import ResNetDiscriminator, ResNetGenerator
+from .tabular import TabularDiscriminator, TabularGenerator
 
 # The range data in [0, 1] is mapped to for each output; "linear" leaves data as it is
 # (points keep their coordinates, images stay in [0, 1]).
@@ -33,8 +34,15 @@ class SigmoidOutput(nn.Module):
         return torch.sigmoid(self.d(x, y))
 
 
-def check(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int) -> None:
+def check(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int,
+          heads: tuple[tuple[int, str], ...] | None = None) -> None:
     """Refuse data the configured models cannot be built for (ConfigError, one line)."""
+    if (cfg.family == "tabular") != (heads is not None):
+        raise ConfigError("model.family=tabular is for tables, and tables need it: "
+                          + ("this data is not a table" if heads is None
+                             else f"use model.family=tabular, not {cfg.family}"))
+    if heads is not None:
+        return
     if len(image_shape) != 3:
         if cfg.family != "mlp":
             raise ConfigError(f"model.family={cfg.family} makes images, but the data is points "
@@ -57,13 +65,21 @@ def _check_image(cfg: ModelConfig, image_shape: tuple[int, ...]) -> None:
 
 
 def build(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int = 0,
-          pack: int = 1) -> tuple[nn.Module, nn.Module]:
-    """A fresh (generator, discriminator) pair for images of shape (C, H, W).
+          pack: int = 1, heads: tuple[tuple[int, str], ...] | None = None,
+          cond_dim: int = 0) -> tuple[nn.Module, nn.Module]:
+    """A fresh (generator, discriminator) pair for samples of shape ``image_shape``.
 
     ``num_classes`` (classes or clusters) is used only when ``cfg.conditioned``; D sees
-    ``pack`` images at once.
+    ``pack`` samples at once. Tables give their codec's output ``heads`` and the width of
+    their condition vectors ``cond_dim``.
     """
-    check(cfg, image_shape, num_classes)
+    check(cfg, image_shape, num_classes, heads)
+    if heads is not None:
+        width = sum(w for w, _ in heads)
+        g_tab = TabularGenerator(cfg.latent_dim, cfg.g_hidden, heads, cond_dim)
+        d_tab: nn.Module = TabularDiscriminator(width, cfg.d_hidden, cfg.leaky_slope,
+                                                cfg.d_spectral_norm, cond_dim, pack)
+        return g_tab, SigmoidOutput(d_tab) if cfg.d_output == "sigmoid" else d_tab
     k = num_classes if cfg.conditioned else 0
     d_shape = (image_shape[0] * pack, *image_shape[1:])  # a pack joins samples along axis 1
     if cfg.family == "mlp":

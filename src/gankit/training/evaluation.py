@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
-from .. import runlog
-from ..clusters import draw_labels
+from .. import kinds, runlog
+from ..conditioning import Conditioning
 from ..config import Config
 from ..data.base import Dataset
-from ..metrics.evaluate import Reference, evaluate, is_better, reference
+from ..metrics.evaluate import is_better
 from . import checkpoint
 
 BEST = "best"  # checkpoints/best/: the best checkpoint by the main metric
@@ -26,15 +26,14 @@ class Evaluator:
     """Scores the sampling generator every ``eval.every`` steps; built lazily on first use."""
 
     def __init__(self, cfg: Config, data: Dataset, seed: int,
-                 label_share: torch.Tensor | None = None) -> None:
+                 cond: Conditioning | None = None) -> None:
         self.cfg = cfg
         self.data = data
         gen = torch.Generator().manual_seed(seed)
         self.z = torch.randn(cfg.eval.num, cfg.model.latent_dim, generator=gen)
-        # Conditioned models: labels (classes or clusters) at their share of the data.
-        self.y = (None if label_share is None
-                  else draw_labels(label_share, cfg.eval.num, gen))
-        self._ref: Reference | None = None
+        # Conditioned models: conditions (classes, clusters, categories) at their data share.
+        self.y = None if cond is None else cond.sample(cfg.eval.num, gen)
+        self._scorer: kinds.base.Scorer | None = None
         self._best: dict[str, float] | None = None
 
     def due(self, step: int, last: bool) -> bool:
@@ -43,23 +42,20 @@ class Evaluator:
         return every > 0 and (step % every == 0 or last)
 
     @property
-    def ref(self) -> Reference:
-        """The reference statistics of the training data (computed once)."""
-        if self._ref is None:
-            self._ref = reference(self.data, self.cfg.eval.extractor)
-        return self._ref
+    def scorer(self) -> kinds.base.Scorer:
+        """The data's kind's scorer, with its reference statistics (computed once)."""
+        if self._scorer is None:
+            self._scorer = kinds.get(self.data.kind).scorer(self.data, self.cfg)
+        return self._scorer
 
     @property
     def main(self) -> str:
         """The metric that ranks checkpoints."""
-        return self.cfg.eval.main or self.ref.main
+        return self.cfg.eval.main or self.scorer.main
 
     def score(self, samples: torch.Tensor, value_range: tuple[float, float]) -> dict[str, float]:
-        """Metrics of generator output ``samples`` (images are brought to [0, 1])."""
-        if samples.ndim == 4:
-            lo, hi = value_range
-            samples = ((samples - lo) / (hi - lo)).clamp(0.0, 1.0)
-        return evaluate(samples, self.ref)
+        """Metrics of generator output ``samples`` (in the generator's ``value_range``)."""
+        return self.scorer(samples, value_range)
 
     def __call__(self, trainer: Any) -> dict[str, Any]:
         """Score ``trainer`` now, append the record to metrics.jsonl, save a new best checkpoint."""

@@ -11,13 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import models, runlog
-from ..clusters import assign, draw_labels, kmeans, label_share
-from ..config import Config, ModelConfig
+from .. import kinds, models, runlog
+from ..conditioning import Conditioning, Labels
+from ..config import Config
 from ..data.base import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
-from ..images import sample_png
 from ..recipe import Recipe
 from . import checkpoint, devices, distributed, fast
 from .evaluation import Evaluator
@@ -31,19 +30,6 @@ def derive_seeds(seed: int, n: int) -> list[int]:
     """``n`` independent 63-bit seeds derived from one."""
     words = np.random.SeedSequence(seed).generate_state(n, dtype=np.uint64)
     return [int(w) >> 1 for w in words]
-
-
-def conditioning(m: ModelConfig, data: Dataset, x: torch.Tensor, seed: int
-                 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The labels G and D are conditioned on (None for an unconditioned model), and for
-    self-conditioning (``model.clusters``) the centroids of the k-means clusters of the
-    training samples ``x`` (as G makes them) that label the data."""
-    if m.clusters:
-        if len(x) < m.clusters:
-            raise ConfigError(f"model.clusters={m.clusters} needs at least as many training "
-                              f"samples, and the data has {len(x)}")
-        return kmeans(x.cpu(), m.clusters, seed)
-    return (data.labels if m.conditional else None), None
 
 
 class Trainer:
@@ -71,12 +57,22 @@ class Trainer:
         self.batch, self.draw, self.part = distributed.split(t, self.world, cfg.reg.pack)
         if self.world.rank and not t.shared_draws:
             data_seed, noise_seed, aug_seed = distributed.rank_seeds(t.seed, self.world.rank)
-        self.image_shape = data.shape
+        self.data = data
+        self.kind = kinds.get(data.kind)
+        self.image_shape = data.shape  # the shape of one sample (the name is historical)
         self.value_range = models.output_range(m)
-        self.num_classes = m.clusters or (data.num_classes if m.conditional else 0)
+        tabular = data.codec is not None and hasattr(data.codec, "heads")
+        self.num_classes = 0 if tabular else (
+            m.clusters or (data.num_classes if m.conditional else 0))
+        heads = tuple(data.codec.heads()) if tabular else None
+        cond_dim = 0
+        if tabular and m.conditional:  # the width of its condition vectors, known before x
+            from ..kinds.tables.conditions import TableConditions
+            cond_dim = TableConditions(data.codec).vector_dim
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
-            self.G, self.D = models.build(m, self.image_shape, self.num_classes, cfg.reg.pack)
+            self.G, self.D = models.build(m, self.image_shape, self.num_classes, cfg.reg.pack,
+                                          heads, cond_dim)
         self.G.to(self.device)
         self.D.to(self.device)
         self.G_ema: nn.Module | None = None
@@ -85,16 +81,16 @@ class Trainer:
         if self.world.size > 1:
             distributed.broadcast_modules([self.G, self.D, self.G_ema])
         lo, hi = self.value_range
-        self.x = (data.images.to(self.device) * (hi - lo) + lo).contiguous()
+        self.x = (data.samples.to(self.device) * (hi - lo) + lo).contiguous()
         if t.channels_last and self.x.ndim == 4 and m.family != "mlp":
             self.x = fast.channels_last(self.x, self.G, self.D, self.G_ema)
-        labels, self.centroids = conditioning(m, data, self.x, cluster_seed)
-        if self.centroids is not None and self.world.size > 1:  # every rank: rank 0's clusters
-            self.centroids = distributed.broadcast_tensor(self.centroids, self.world, self.device)
-            labels = assign(self.x.cpu(), self.centroids)
-        self.y = labels.to(self.device) if labels is not None else None
-        # The share of each class (or cluster) in the data: samples draw labels from it.
-        self.label_share = label_share(labels, self.num_classes) if labels is not None else None
+        self.cond: Conditioning = self.kind.conditioning(m, data, self.x, cluster_seed,
+                                                         self.device)
+        if isinstance(self.cond, Labels) and self.cond.centroids is not None \
+                and self.world.size > 1:  # every rank: rank 0's clusters
+            centroids = distributed.broadcast_tensor(self.cond.centroids, self.world,
+                                                     self.device)
+            self.cond = self.cond.reassigned(self.x, centroids)
         self.opt_g = fast.adam(self.G.parameters(), t.lr_g, t.betas_g, t.fused_adam)
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
         self.scaler_g = fast.grad_scaler(self.precision, self.device)
@@ -105,17 +101,18 @@ class Trainer:
         self.gen_aug = torch.Generator().manual_seed(aug_seed)  # augmentation, noise, GP mixing
         # The grid of samples/: one row per class for class-conditional models; clusters are
         # drawn at their share of the data, as samples are.
-        self.grid_cols = max(1, t.grid_size // self.num_classes) if m.conditional else 0
+        self.grid_cols = (max(1, t.grid_size // self.num_classes)
+                          if m.conditional and self.num_classes else 0)
         self.fixed_y = (torch.arange(self.num_classes).repeat_interleave(self.grid_cols)
-                        if m.conditional else None)
+                        if self.grid_cols else None)
         n_fixed = len(self.fixed_y) if self.fixed_y is not None else t.grid_size
         fixed_gen = torch.Generator().manual_seed(fixed_seed)
         self.fixed_z = torch.randn(n_fixed, m.latent_dim, generator=fixed_gen).to(self.device)
-        if m.clusters:
-            self.fixed_y = self.draw_labels(n_fixed, fixed_gen)
+        if not self.grid_cols:  # clusters and table conditions: drawn at their shares
+            self.fixed_y = self.cond.sample(n_fixed, fixed_gen)
         if self.fixed_y is not None:
             self.fixed_y = self.fixed_y.to(self.device)
-        self.evaluator = Evaluator(cfg, data, eval_seed, self.label_share)
+        self.evaluator = Evaluator(cfg, data, eval_seed, self.cond)
         self.step = 0
         self._acc = torch.zeros(len(STAT_NAMES), device=self.device)
         self._acc_steps = 0
@@ -139,11 +136,9 @@ class Trainer:
         if t.lr_decay > 0:
             self.set_rates()
         for _ in range(t.d_steps):
-            idx = devices.upload(torch.randint(self.x.shape[0], (b,),
-                                               generator=self.gen_data)[self.part], self.device)
+            idx, y = self.cond.batch(b, self.gen_data, self.part, self.device)
             # index_select: the same rows as self.x[idx], 5x faster on the CPU (measured)
             real = self.x.index_select(0, idx)
-            y = self.y.index_select(0, idx) if self.y is not None else None
             with fast.autocast(self.precision, self.device):
                 with torch.set_grad_enabled(reuse):
                     fake = self.G(self._noise(), y)  # generated with the real batch's labels
@@ -162,6 +157,9 @@ class Trainer:
             if not reuse:
                 fake = self.G(self._noise(), y)
             loss_g = r.g_loss(self.D, fake, real, y, self.step, self.gen_aug)
+            extra = self.cond.penalty(fake, y)  # e.g. a table's conditioned category
+            if extra is not None:
+                loss_g = loss_g + extra
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss_g).backward()
         if self.world.size > 1:
@@ -297,12 +295,15 @@ class Trainer:
         """The generator used for samples: the moving average when enabled."""
         return self.G_ema if self.G_ema is not None else self.G
 
+    @property
+    def label_share(self) -> torch.Tensor | None:
+        """Each class's (or cluster's) share of the training data; None without labels."""
+        return self.cond.share if isinstance(self.cond, Labels) else None
+
     def draw_labels(self, n: int, gen: torch.Generator) -> torch.Tensor | None:
-        """``n`` labels (classes or clusters) drawn at their share of the data; None for an
-        unconditioned model."""
-        if self.label_share is None:
-            return None
-        return draw_labels(self.label_share, n, gen)
+        """``n`` conditions (labels, or a table's condition vectors) drawn at their share of
+        the data; None for an unconditioned model."""
+        return self.cond.sample(n, gen)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -322,8 +323,8 @@ class Trainer:
         folder.mkdir(exist_ok=True)
         path = folder / f"step-{self.step:09d}.png"
         x = self.generate(self.fixed_z, self.fixed_y)
-        # Images: one row per class for conditional runs; points: framed by the data.
-        data = sample_png(x, self.value_range, self.x, nrow=self.grid_cols)
+        suffix, data = self.kind.preview(x, self.value_range, self.data, self.x, self.grid_cols)
+        path = path.with_suffix(suffix)
         atomic_write_bytes(path, data)
         return path
 
@@ -339,7 +340,7 @@ class Trainer:
                     "aug": self.gen_aug.get_state()},
             "acc": self._acc, "acc_steps": self._acc_steps,
             "image_shape": list(self.image_shape), "num_classes": self.num_classes,
-            "label_share": self.label_share, "centroids": self.centroids,
+            **self.cond.state(),
             "guard": self.guard.state_dict(),
         } | ({"scalers": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()}}
              if self.scaler_g.is_enabled() else {})
@@ -364,15 +365,14 @@ class Trainer:
         self._acc_steps = int(state["acc_steps"])
         self.step = int(state["step"])
         self.guard.load_state_dict(state.get("guard"))
-        if self.centroids is not None and state.get("centroids") is not None:
+        mine = self.cond.centroids if isinstance(self.cond, Labels) else None
+        if mine is not None and state.get("centroids") is not None:
             # The clusters the run was trained on, even if k-means differed here (threads).
             c = state["centroids"]
-            if c.shape != self.centroids.shape or not torch.isfinite(c).all():
+            if c.shape != mine.shape or not torch.isfinite(c).all():
                 raise ValueError(f"its {tuple(c.shape)} cluster centroids do not fit this run's "
-                                 f"{tuple(self.centroids.shape)}")
-            self.centroids = c.to(torch.float32)
-            self.y = assign(self.x.cpu(), self.centroids).to(self.device)
-            self.label_share = label_share(self.y, self.num_classes)
+                                 f"{tuple(mine.shape)}")
+            self.cond = self.cond.reassigned(self.x, c.to(torch.float32))
         self.recipe.penalty_scale = self.guard.penalty_scale()
         if self.world.rank and not self.cfg.train.shared_draws:  # the checkpoint holds rank 0's
             for gen, seed in zip((self.gen_data, self.gen_noise, self.gen_aug),

@@ -1,0 +1,64 @@
+"""What every data kind provides (see ``gankit.kinds``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from ..conditioning import Conditioning
+    from ..config import Config, DataConfig, ModelConfig
+    from ..data.base import Dataset
+    from ..run import Run
+
+
+class Scorer:
+    """Scores generated samples against a dataset's reference, computed once."""
+
+    main = ""  # the metric that ranks checkpoints by default
+
+    def __call__(self, samples: torch.Tensor, value_range: tuple[float, float]
+                 ) -> dict[str, float]:
+        """Metrics of generator output ``samples`` (in the generator's ``value_range``)."""
+        raise NotImplementedError
+
+
+class Kind:
+    """A kind of data; subclasses fill in every method."""
+
+    name = ""
+    sample_suffixes: tuple[str, ...] = ()  # what ``gankit sample --out`` may write
+
+    def load(self, cfg: DataConfig, codec: dict[str, Any] | None = None) -> Dataset:
+        """The training data named by ``cfg``; ``codec`` is a run's stored codec (resume)."""
+        raise NotImplementedError
+
+    def conditioning(self, m: ModelConfig, data: Dataset, x: torch.Tensor, seed: int,
+                     device: torch.device) -> Conditioning:
+        """What G and D are conditioned on, for training data ``x`` as G makes it."""
+        raise NotImplementedError
+
+    def preview(self, x: torch.Tensor, value_range: tuple[float, float], data: Dataset,
+                data_x: torch.Tensor, nrow: int) -> tuple[str, bytes]:
+        """(suffix, bytes) of a preview of generated samples ``x`` for ``samples/``."""
+        raise NotImplementedError
+
+    def write(self, run: Run, out: Path, num: int, seed: int, label: int | None,
+              where: list[str]) -> int:
+        """``gankit sample``: write ``num`` samples of ``run`` to ``out``; the count written."""
+        raise NotImplementedError
+
+    def scorer(self, data: Dataset, cfg: Config) -> Scorer:
+        """What judges generated samples of ``data`` during training (``eval.every``)."""
+        raise NotImplementedError
+
+    def evaluate(self, run: Run, num: int, seed: int, extractor: str,
+                 data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
+        """``gankit eval`` of a run: its metrics against its own data (or ``data``)."""
+        raise NotImplementedError
+
+    def report(self, run: Run) -> str:
+        """HTML of the kind's own report panels (may be empty)."""
+        return ""

@@ -1,0 +1,189 @@
+"""Tables: rows of typed columns (CSV, TSV, Parquet, the built-in ``adult``), CTGAN-class."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...conditioning import Conditioning
+from ...config import TABLE_BUILTINS
+from ...errors import ConfigError, DataError, GankitError
+from ..base import Kind, Scorer
+from .codec import TableCodec
+from .conditions import TableConditions, condition_option, parse_where
+from .files import builtin_table, read_table, write_table
+
+if TYPE_CHECKING:
+    from ...config import Config, DataConfig, ModelConfig
+    from ...data.base import Dataset
+    from ...run import Run
+
+PREVIEW_ROWS = 20  # rows of the fixed batch written to samples/step-N.csv
+WHERE_DRAWS = 200  # --where gives up after drawing this many times the rows asked for
+
+
+def read_source(cfg: DataConfig) -> pd.DataFrame:
+    """The whole table named by ``cfg.source``."""
+    if cfg.source in TABLE_BUILTINS:
+        return builtin_table(cfg.source)
+    return read_table(Path(cfg.source))
+
+
+def split(df: pd.DataFrame, holdout: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, held-out rows): a seeded ``holdout`` share held out, at least one row."""
+    n = len(df)
+    k = min(n - 1, max(1, round(holdout * n)))
+    order = np.random.default_rng(seed).permutation(n)
+    test = np.sort(order[:k])
+    train = np.sort(order[k:])
+    return df.iloc[train].reset_index(drop=True), df.iloc[test].reset_index(drop=True)
+
+
+def load_frames(cfg: DataConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training and held-out rows of ``cfg``'s table, after the target is checked."""
+    df = read_source(cfg)
+    if cfg.target and cfg.target not in df.columns:
+        raise DataError(f"data.target '{cfg.target}' is not a column of {cfg.source} "
+                        f"(columns: {', '.join(map(str, df.columns))})")
+    if cfg.target and cfg.columns.get(cfg.target) == "drop":
+        raise ConfigError(f"data.target '{cfg.target}' cannot also be dropped (data.columns)")
+    return split(df, cfg.holdout, cfg.split_seed)
+
+
+MAIN = "detection_auc"  # ranks checkpoints: how well a classifier tells synthetic from real
+
+
+class TableScorer(Scorer):
+    """Decoded rows scored against the held-out real rows (``gankit.metrics.tabular``)."""
+
+    main = MAIN
+
+    def __init__(self, data: Dataset, target: str, seed: int) -> None:
+        self.codec = data.codec
+        self.train, self.holdout = (f[self.codec.names] for f in data.frames)
+        self.kinds = {c.name: c.kind for c in self.codec.columns}
+        self.target = target or None
+        self.seed = seed
+
+    def __call__(self, samples: torch.Tensor, value_range: tuple[float, float]
+                 ) -> dict[str, float]:
+        from ...metrics.tabular import table_scores
+
+        return table_scores(self.train, self.holdout, self.codec.decode(samples), self.kinds,
+                            target=self.target, seed=self.seed)
+
+
+def frames_dataset(train: pd.DataFrame, holdout: pd.DataFrame, cfg: DataConfig, name: str,
+                   codec: dict[str, Any] | None = None) -> Dataset:
+    """A table dataset: ``train`` encoded by a codec fitted on it (or the stored ``codec``)."""
+    from ...data.base import Dataset
+
+    notes: list[str] = []
+    if codec is not None:
+        fitted = TableCodec.from_json(codec)
+    else:
+        fitted, notes = TableCodec.fit(train, cfg.columns, cfg.max_categories,
+                                       seed=cfg.split_seed)
+    return Dataset(samples=fitted.encode(train), labels=None, name=name, kind="tables",
+                   codec=fitted, frames=(train, holdout), notes=tuple(notes))
+
+
+class TableKind(Kind):
+    """Tables (see the package docstring)."""
+
+    name = "tables"
+    sample_suffixes = (".csv", ".tsv", ".parquet")
+
+    def load(self, cfg: DataConfig, codec: dict[str, Any] | None = None) -> Dataset:
+        train, holdout = load_frames(cfg)
+        name = cfg.source if cfg.source in TABLE_BUILTINS else Path(cfg.source).stem
+        return frames_dataset(train, holdout, cfg, name, codec)
+
+    def conditioning(self, m: ModelConfig, data: Dataset, x: torch.Tensor, seed: int,
+                     device: torch.device) -> Conditioning:
+        if m.clusters:
+            raise ConfigError("model.clusters is for images and points; tables condition on "
+                              "their categories (model.conditional)")
+        if not m.conditional:
+            return Conditioning(len(x))
+        cond = TableConditions(data.codec, x.cpu())
+        return cond if cond.vector_dim else Conditioning(len(x))
+
+    def preview(self, x: torch.Tensor, value_range: tuple[float, float], data: Dataset,
+                data_x: torch.Tensor, nrow: int) -> tuple[str, bytes]:
+        buf = io.StringIO()
+        data.codec.decode(x[:PREVIEW_ROWS]).to_csv(buf, index=False)
+        return ".csv", buf.getvalue().encode("utf-8")
+
+    def write(self, run: Run, out: Path, num: int, seed: int, label: int | None,
+              where: list[str]) -> int:
+        if label is not None:
+            raise GankitError("--class is for conditional image runs; a table selects rows "
+                              "with --where COLUMN=VALUE")
+        df = sample_rows(run, num, seed, where)
+        write_table(df, out)
+        return len(df)
+
+    def scorer(self, data: Dataset, cfg: Config) -> Scorer:
+        return TableScorer(data, cfg.data.target, cfg.train.seed)
+
+    def evaluate(self, run: Run, num: int, seed: int, extractor: str,
+                 data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
+        from ...metrics.tabular import table_scores
+
+        if data is not None:
+            raise GankitError("--data is for image runs: a table run is scored against its "
+                              "own held-out rows")
+        cfg = run.config.data
+        train, holdout = load_frames(cfg)
+        synthetic = sample_rows(run, num, seed, [])
+        kinds = {c.name: c.kind for c in run.codec.columns}
+        keep = run.codec.names
+        scores = table_scores(train[keep], holdout[keep], synthetic, kinds,
+                              target=cfg.target or None, seed=seed)
+        return {"source": str(run.path), "step": run.step, "data": cfg.source,
+                "num": len(synthetic), "holdout_rows": len(holdout),
+                **{k: round(float(v), 6) if isinstance(v, float) else v
+                   for k, v in scores.items()}}
+
+    def report(self, run: Run) -> str:
+        from .report import table_panels
+
+        return table_panels(run)
+
+
+def sample_rows(run: Run, num: int, seed: int, where: list[str] | tuple[str, ...] = ()
+                ) -> pd.DataFrame:
+    """``num`` synthetic rows of a table run, reproducible from ``seed``; with ``where``, only
+    rows that satisfy every clause (the rarest asked category is conditioned on, the rest
+    drawn until enough rows hold). DataError when the model cannot make enough such rows."""
+    codec = run.codec
+    clauses = parse_where(list(where), codec)
+    if not clauses:
+        return codec.decode(run.generate(num, seed))
+    option = condition_option(run.conditioning, clauses)
+    gen = torch.Generator().manual_seed(seed)
+    found: list[pd.DataFrame] = []
+    have, drawn, chunk = 0, 0, max(256, 2 * num)
+    while have < num:
+        if drawn >= WHERE_DRAWS * num:
+            raise DataError(f"only {have} of {num} rows satisfied --where "
+                            f"{' '.join(c.text for c in clauses)} in {drawn} drawn: the model "
+                            "rarely makes such rows")
+        s = int(torch.randint(2**62, (1,), generator=gen))
+        y = None
+        if option is not None:
+            y = run.conditioning.vectors(torch.full((chunk,), option, dtype=torch.int64))
+        rows = codec.decode(run.generate(chunk, s, y))
+        ok = np.ones(len(rows), dtype=bool)
+        for c in clauses:
+            ok &= c.holds(rows)
+        found.append(rows[ok])
+        have += int(ok.sum())
+        drawn += chunk
+    return pd.concat(found, ignore_index=True).iloc[:num].reset_index(drop=True)

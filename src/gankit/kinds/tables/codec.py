@@ -1,0 +1,421 @@
+"""The table codec: column types, and rows <-> the vectors a GAN learns (CTGAN's encoding).
+
+Each column becomes a block of the encoded vector:
+
+- continuous, integer and datetime: one scalar in [-1, 1] (tanh) and a one-hot of the column's
+  Gaussian-mixture mode (softmax), plus one more "missing" mode when the column has missing
+  values: mode-specific normalisation, value = mode one-hot + scalar (Xu et al. 2019);
+- categorical and boolean: a one-hot of the category (softmax); a missing value is a category;
+- constant: nothing (decoded as the constant).
+
+The fitted codec is plain JSON (``to_json`` / ``from_json``): no pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...errors import DataError
+from .gmm import Mixture1D, fit_mixture
+
+KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
+CHOICES = (*KINDS, "drop")  # what data.columns.NAME may say
+NUMERIC = ("continuous", "integer", "datetime")
+DISCRETE = ("categorical", "boolean")
+SMALL_INTEGER = 10  # integer columns with at most this many distinct values are categories
+ID_MIN_ROWS = 20  # a column unique in every row is id-like only with at least this many rows
+MODES = 10  # Gaussian-mixture components per numeric column (before pruning)
+FORMAT = 1
+
+
+def _json_value(v: Any) -> Any:
+    """A category as a JSON value (None for missing)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+
+
+def infer_kind(col: pd.Series) -> str:
+    """The kind of a column: one of KINDS, "id" (unique in every row) or "constant"."""
+    values = col.dropna()
+    if len(values) == 0:
+        return "empty"
+    n_unique = values.nunique()
+    if n_unique == 1 and len(values) == len(col):
+        return "constant"
+    if pd.api.types.is_bool_dtype(col.dtype):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        return "datetime"
+    if pd.api.types.is_numeric_dtype(col.dtype):
+        integral = bool(np.all(np.mod(values.to_numpy(dtype=np.float64), 1.0) == 0.0))
+        if integral:
+            if n_unique <= SMALL_INTEGER:
+                return "categorical"
+            if n_unique == len(col) and len(col) >= ID_MIN_ROWS:
+                return "id"
+            return "integer"
+        return "continuous"
+    text = values.astype(str)
+    if n_unique == len(col) and len(col) >= ID_MIN_ROWS:
+        return "id"
+    if _looks_like_dates(text):
+        return "datetime"
+    return "categorical"
+
+
+def _looks_like_dates(text: pd.Series) -> bool:
+    sample = text.iloc[:200]
+    if not sample.str.contains(r"^\d{4}-\d{2}-\d{2}|^\d{1,2}/\d{1,2}/\d{2,4}", regex=True).all():
+        return False
+    parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    return bool(parsed.notna().all())
+
+
+@dataclass
+class Column:
+    """One column's type and fitted encoding."""
+
+    name: str
+    kind: str  # one of KINDS or "constant"
+    dtype: str  # the input's pandas dtype, restored on decode
+    missing: bool = False  # whether the training data has missing values here
+    low: float = 0.0  # numeric: the seen range (decoded values stay inside it)
+    high: float = 0.0
+    mixture: Mixture1D | None = None
+    unit: str = ""  # datetime: "D" (dates) or "s"
+    tz: str = ""  # datetime: the time zone of a zone-aware column
+    categories: list[Any] = field(default_factory=list)  # discrete: values (None = missing)
+    shares: list[float] = field(default_factory=list)  # discrete: each category's share
+    value: Any = None  # constant
+
+    @property
+    def modes(self) -> int:
+        """Numeric: mixture modes, plus one for missing values."""
+        assert self.mixture is not None
+        return len(self.mixture.weights) + int(self.missing)
+
+    @property
+    def width(self) -> int:
+        """Width of this column's block in the encoded vector."""
+        if self.kind in NUMERIC:
+            return 1 + self.modes
+        if self.kind in DISCRETE:
+            return len(self.categories)
+        return 0
+
+    def heads(self) -> list[tuple[int, str]]:
+        """The generator's output head for this block: (width, "tanh" | "softmax") pieces."""
+        if self.kind in NUMERIC:
+            return [(1, "tanh"), (self.modes, "softmax")]
+        if self.kind in DISCRETE:
+            return [(len(self.categories), "softmax")]
+        return []
+
+    def to_json(self) -> dict[str, Any]:
+        """The column as plain JSON values."""
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "dtype": self.dtype,
+                             "missing": self.missing}
+        if self.kind in NUMERIC:
+            assert self.mixture is not None
+            d.update(low=self.low, high=self.high, mixture=self.mixture.to_json(),
+                     unit=self.unit, tz=self.tz)
+        elif self.kind in DISCRETE:
+            d.update(categories=self.categories, shares=self.shares)
+        else:
+            d["value"] = self.value
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Column:
+        """Inverse of ``to_json``; ValueError for anything that does not fit."""
+        kind = d["kind"]
+        if kind not in (*KINDS, "constant") or not isinstance(d["name"], str):
+            raise ValueError(f"unknown column kind {kind!r}")
+        c = cls(name=d["name"], kind=kind, dtype=str(d["dtype"]), missing=bool(d["missing"]))
+        if kind in NUMERIC:
+            c.low, c.high = float(d["low"]), float(d["high"])
+            c.mixture = Mixture1D.from_json(d["mixture"])
+            c.unit, c.tz = str(d.get("unit", "")), str(d.get("tz", ""))
+        elif kind in DISCRETE:
+            c.categories = list(d["categories"])
+            c.shares = [float(s) for s in d["shares"]]
+            if not c.categories or len(c.shares) != len(c.categories):
+                raise ValueError(f"column {c.name}: categories and shares do not match")
+        else:
+            c.value = d.get("value")
+        return c
+
+
+def _numeric_values(col: pd.Series, kind: str) -> np.ndarray:
+    """A numeric or datetime column as float64 (NaN for missing; datetimes in seconds)."""
+    if kind == "datetime":
+        t = col if pd.api.types.is_datetime64_any_dtype(col.dtype) else pd.to_datetime(
+            col, errors="coerce", format="mixed")
+        if getattr(t.dt, "tz", None) is not None:
+            t = t.dt.tz_convert("UTC").dt.tz_localize(None)
+        ns = t.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
+        ns[t.isna().to_numpy()] = np.nan
+        return ns / 1e9
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _fit_column(name: str, col: pd.Series, kind: str, seed: int,
+                max_categories: int) -> Column:
+    c = Column(name=name, kind=kind, dtype=str(col.dtype), missing=bool(col.isna().any()))
+    if kind in NUMERIC:
+        x = _numeric_values(col, kind)
+        bad = col.notna().to_numpy() & np.isnan(x)
+        if bad.any():
+            raise DataError(f"column '{name}' is {kind}, but holds "
+                            f"{_json_value(col[bad].iloc[0])!r}: set data.columns.{name}="
+                            "categorical, or fix the value")
+        ok = x[~np.isnan(x)]
+        c.low, c.high = float(ok.min()), float(ok.max())
+        c.mixture = fit_mixture(ok, MODES, seed)
+        if kind == "datetime":
+            c.unit = "D" if bool(np.all(np.mod(ok, 86400.0) == 0.0)) else "s"
+            tz = getattr(col.dt, "tz", None) if pd.api.types.is_datetime64_any_dtype(
+                col.dtype) else None
+            c.tz = str(tz) if tz is not None else ""
+        return c
+    if kind == "constant":
+        c.value = _json_value(col.iloc[0])
+        return c
+    if kind == "boolean" and not pd.api.types.is_bool_dtype(col.dtype):
+        raise DataError(f"column '{name}' is not boolean (values such as "
+                        f"{_json_value(col.dropna().iloc[0])!r}): choose another kind")
+    counts = col.value_counts(dropna=False, sort=True)
+    if len(counts) > max_categories:
+        raise DataError(f"column '{name}' has {len(counts)} categories, more than "
+                        f"data.max_categories={max_categories}: raise data.max_categories, or "
+                        f"set data.columns.{name}=drop")
+    c.categories = [_json_value(v) for v in counts.index]
+    c.shares = (counts.to_numpy(dtype=np.float64) / len(col)).tolist()
+    if len(set(map(repr, c.categories))) != len(c.categories):  # e.g. 1 and "1" in one column
+        raise DataError(f"column '{name}' has values that differ only in type: clean it first")
+    return c
+
+
+@dataclass
+class TableCodec:
+    """A fitted encoding of a table's columns (see the module docstring)."""
+
+    columns: list[Column]
+    names: list[str]  # every output column, in the input's order (dropped ones excluded)
+    dropped: list[str] = field(default_factory=list)
+
+    # -- fitting -------------------------------------------------------------------------------
+
+    @classmethod
+    def fit(cls, df: pd.DataFrame, kinds: dict[str, str] | None = None,
+            max_categories: int = 200, seed: int = 0) -> tuple[TableCodec, list[str]]:
+        """Infer (or take from ``kinds``) each column's type and fit its encoding.
+
+        ``kinds`` maps a column to one of CHOICES. Returns the codec and notes for the user
+        (id-like columns dropped). DataError for data that cannot be encoded.
+        """
+        kinds = dict(kinds or {})
+        unknown = sorted(set(kinds) - set(map(str, df.columns)))
+        if unknown:
+            raise DataError(f"data.columns names '{unknown[0]}', which is not a column "
+                            f"(columns: {', '.join(map(str, df.columns))})")
+        notes: list[str] = []
+        columns: list[Column] = []
+        names: list[str] = []
+        dropped: list[str] = []
+        for i, name in enumerate(map(str, df.columns)):
+            col = df.iloc[:, i]
+            kind = kinds.get(name) or infer_kind(col)
+            if kind not in (*CHOICES, "id", "constant", "empty"):
+                raise DataError(f"data.columns.{name} must be one of {', '.join(CHOICES)}, "
+                                f"got '{kind}'")
+            if kind == "empty":
+                raise DataError(f"column '{name}' is entirely missing: drop it "
+                                f"(data.columns.{name}=drop) or fill it")
+            if kind == "id":
+                notes.append(f"column '{name}' is unique in every row (an id): dropped, not "
+                             f"learned (data.columns.{name}=categorical keeps it)")
+            if kind in ("id", "drop"):
+                dropped.append(name)
+                continue
+            if col.isna().all():
+                raise DataError(f"column '{name}' is entirely missing: drop it "
+                                f"(data.columns.{name}=drop) or fill it")
+            columns.append(_fit_column(name, col, kind, seed + i, max_categories))
+            names.append(name)
+        if not columns:
+            raise DataError("the table has no column left to learn")
+        return cls(columns=columns, names=names, dropped=dropped), notes
+
+    # -- layout --------------------------------------------------------------------------------
+
+    @property
+    def width(self) -> int:
+        """Width of one encoded row."""
+        return sum(c.width for c in self.columns)
+
+    def heads(self) -> list[tuple[int, str]]:
+        """The generator's output head: consecutive (width, activation) pieces."""
+        return [h for c in self.columns for h in c.heads()]
+
+    def offsets(self) -> list[int]:
+        """Start of each column's block in the encoded vector."""
+        out, pos = [], 0
+        for c in self.columns:
+            out.append(pos)
+            pos += c.width
+        return out
+
+    def column(self, name: str) -> Column:
+        """The column named ``name``; DataError if there is none."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        if name in self.dropped:
+            raise DataError(f"column '{name}' was dropped before training")
+        raise DataError(f"no column '{name}' (columns: {', '.join(self.names)})")
+
+    # -- rows <-> vectors ----------------------------------------------------------------------
+
+    def encode(self, df: pd.DataFrame) -> torch.Tensor:
+        """Rows (with at least the codec's columns) as float32 vectors (N, width)."""
+        n = len(df)
+        out = np.zeros((n, self.width), dtype=np.float32)
+        rows = np.arange(n)
+        for c, start in zip(self.columns, self.offsets(), strict=True):
+            col = df[c.name]
+            if c.kind in NUMERIC:
+                assert c.mixture is not None
+                x = _numeric_values(col, c.kind)
+                missing = np.isnan(x)
+                filled = np.where(missing, c.mixture.means[0], x)
+                mode = c.mixture.modes(filled)
+                scalar = (filled - c.mixture.means[mode]) / (4.0 * c.mixture.stds[mode])
+                scalar[missing] = 0.0  # not clipped: decode(encode(x)) == x for outliers too
+                if c.missing:
+                    mode[missing] = c.modes - 1
+                elif missing.any():
+                    raise DataError(f"column '{c.name}' had no missing values in training")
+                out[:, start] = scalar
+                out[rows, start + 1 + mode] = 1.0
+            elif c.kind in DISCRETE:
+                codes = self.codes(c, col)
+                out[rows, start + codes] = 1.0
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def codes(c: Column, col: pd.Series) -> np.ndarray:
+        """The category index of each value of a discrete column (DataError for unseen ones)."""
+        present = [i for i, v in enumerate(c.categories) if v is not None]
+        index = pd.Index([c.categories[i] for i in present], dtype=object)
+        found = index.get_indexer(col.astype(object).where(col.notna(), None))
+        codes = np.asarray(present + [-1], dtype=np.int64)[found]
+        missing = col.isna().to_numpy()
+        if None in c.categories:
+            codes[missing] = c.categories.index(None)
+        bad = codes < 0
+        if bad.any():
+            value = _json_value(col[bad].iloc[0])
+            raise DataError(f"column '{c.name}' has a value never seen in training: {value!r}")
+        return codes
+
+    def decode(self, x: torch.Tensor) -> pd.DataFrame:
+        """Vectors (N, width) back to rows: the codec's columns, order and dtypes.
+
+        Softmax blocks are read by their largest entry; numeric values stay in the seen range,
+        integers are whole, datetimes keep the data's resolution.
+        """
+        a = x.detach().cpu().to(torch.float64).numpy()
+        if a.ndim != 2 or a.shape[1] != self.width:
+            raise DataError(f"vectors of shape {tuple(a.shape)} do not fit this codec's "
+                            f"width {self.width}")
+        cols: dict[str, Any] = {}
+        n = len(a)
+        for c, start in zip(self.columns, self.offsets(), strict=True):
+            if c.kind in NUMERIC:
+                cols[c.name] = self._decode_numeric(c, a[:, start:start + c.width])
+            elif c.kind in DISCRETE:
+                idx = a[:, start:start + c.width].argmax(1)
+                cols[c.name] = _restore_discrete(c, [c.categories[i] for i in idx])
+            else:
+                cols[c.name] = _restore_discrete(c, [c.value] * n)
+        return pd.DataFrame(cols, columns=self.names)
+
+    @staticmethod
+    def _decode_numeric(c: Column, block: np.ndarray) -> pd.Series:
+        assert c.mixture is not None
+        mode = block[:, 1:].argmax(1)
+        missing = mode == len(c.mixture.weights) if c.missing else np.zeros(len(mode), bool)
+        mode = np.minimum(mode, len(c.mixture.weights) - 1)
+        value = (block[:, 0] * 4.0 * c.mixture.stds[mode]
+                 + c.mixture.means[mode])
+        value = np.clip(value, c.low, c.high)
+        if c.kind == "integer":
+            value = np.round(value)
+        if c.kind == "datetime":
+            step = 86400.0 if c.unit == "D" else 1.0
+            value = np.clip(np.round(value / step) * step, c.low, c.high)
+            ns = (value * 1e9).round().astype(np.int64).astype("datetime64[ns]")
+            t = pd.Series(pd.to_datetime(ns))
+            t[missing] = pd.NaT
+            if c.tz:
+                t = t.dt.tz_localize("UTC").dt.tz_convert(c.tz)
+            return t
+        s = pd.Series(value)
+        if c.kind == "integer":
+            if missing.any() or c.missing:
+                s = s.astype("Int64")
+                s[missing] = pd.NA
+                return s
+            return s.astype(c.dtype if c.dtype.startswith(("int", "uint")) else "int64")
+        s[missing] = np.nan
+        return s
+
+    # -- JSON ------------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The fitted codec as plain JSON values."""
+        return {"format": FORMAT, "names": self.names, "dropped": self.dropped,
+                "columns": [c.to_json() for c in self.columns]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TableCodec:
+        """Inverse of ``to_json``; DataError for a codec that does not fit together."""
+        try:
+            if d.get("format") != FORMAT:
+                raise ValueError(f"format {d.get('format')!r}")
+            columns = [Column.from_json(c) for c in d["columns"]]
+            names = [str(n) for n in d["names"]]
+            if [c.name for c in columns] != names:
+                raise ValueError("names do not match the columns")
+            return cls(columns=columns, names=names, dropped=[str(n) for n in d["dropped"]])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"invalid table codec: {e}") from None
+
+
+def _restore_discrete(c: Column, values: list[Any]) -> pd.Series:
+    """Decoded categories in the column's original dtype where it had one."""
+    s = pd.Series(values, dtype=object)
+    has_missing = any(v is None for v in values)
+    if c.dtype == "bool" or c.kind == "boolean":
+        return s.astype("boolean") if has_missing else s.astype(bool)
+    if c.dtype.startswith(("int", "uint", "Int")):
+        return s.astype("Int64") if has_missing or c.dtype.startswith("Int") else s.astype(c.dtype)
+    if c.dtype.startswith("float"):
+        return s.astype("float64")
+    if c.dtype in ("str", "string"):
+        return s.astype(c.dtype)
+    if has_missing:
+        s[s.isna()] = np.nan
+    return s
