@@ -12,6 +12,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Config", "ConfigError", "DataError", "Dataset", "GankitError", "Run", "RunError",
-    "TableSynthesizer", "Trainer", "load_data", "load_run", "prepare", "presets", "resolve", "resume_config",
-    "train",
+    "TableSynthesizer", "Trainer", "load_data", "load_run", "prepare", "presets", "resolve",
+    "resume_config", "train",
 ]

@@ -61,10 +61,17 @@ class DataConfig:
     channels: int = 0  # 1 (grayscale) or 3 (RGB) for folders; 0 = as found
     # Tables (.csv, .tsv, .parquet, or the built-in adult):
     target: str = ""  # the column a model would predict (machine-learning efficacy); "" = none
-    columns: dict[str, str] = field(default_factory=dict)  # column -> a kind, or "drop"
+    # column -> a kind, or "drop"; in TOML a table ([data.columns] id = "drop"), kept as pairs
+    # so configs stay hashable
+    columns: tuple[tuple[str, str], ...] = ()
     holdout: float = 0.2  # share of rows held out (seeded) for evaluation, never trained on
     split_seed: int = 0  # seed of the held-out split
     max_categories: int = 200  # a column with more categories is refused (or drop it)
+
+    @property
+    def column_kinds(self) -> dict[str, str]:
+        """``columns`` as a dict: column name -> kind or "drop"."""
+        return dict(self.columns)
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,8 @@ SECTIONS: dict[str, type] = {
 }
 # Metrics that may rank checkpoints (eval.main); their direction is in gankit.metrics.evaluate.
 MAIN_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "is", "classes",
-                "class_kl", "high_quality", "modes", "mode_kl")
+                "class_kl", "high_quality", "modes", "mode_kl", "column_shapes", "pair_trends",
+                "missing_similarity", "detection_auc", "efficacy_f1_ratio", "efficacy_r2_ratio")
 
 
 def presets() -> list[str]:
@@ -351,12 +359,15 @@ def _coerce(key: str, type_name: Any, value: Any) -> Any:
         ):
             raise ConfigError(f"{key} must be a list of numbers, got {value!r}")
         return tuple(float(v) for v in value)
-    if t.startswith("dict[str, str"):
+    if t.startswith("tuple[tuple[str, str]"):
+        if isinstance(value, (list, tuple)):  # pairs, as a Config holds them
+            value = dict(value) if all(isinstance(p, (list, tuple)) and len(p) == 2
+                                       for p in value) else None
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
             raise ConfigError(f"{key} must be a table of names to strings, got {value!r}")
-        return dict(value)
+        return tuple(sorted(value.items()))
     raise AssertionError(f"unhandled config type {t} for {key}")  # pragma: no cover
 
 
@@ -379,7 +390,7 @@ def validate(cfg: Config) -> None:
     _require(0 <= d.split_seed < 2**63, f"data.split_seed must be in 0..2^63-1, got {d.split_seed}")
     _require(2 <= d.max_categories <= 100_000,
              f"data.max_categories must be in 2..100000, got {d.max_categories}")
-    for name, kind in d.columns.items():
+    for name, kind in d.columns:
         _one_of(f"data.columns.{name}", kind, COLUMN_CHOICES)
     _one_of("model.family", m.family, FAMILIES)
     _require(1 <= m.latent_dim <= 4096, f"model.latent_dim must be 1..4096, got {m.latent_dim}")
@@ -494,9 +505,15 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     out: dict[str, Any] = {"preset": cfg.preset}
     for name in SECTIONS:
         section = dataclasses.asdict(getattr(cfg, name))
-        out[name] = {k: list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict)
-                     else v for k, v in section.items()}
+        out[name] = {k: _plain(k, v) for k, v in section.items()}
     return out
+
+
+def _plain(key: str, v: Any) -> Any:
+    """A section value as TOML-ready data: tuples become lists, data.columns a table."""
+    if key == "columns":
+        return dict(v)
+    return list(v) if isinstance(v, tuple) else v
 
 
 def to_toml(cfg: Config) -> str:

@@ -105,6 +105,17 @@ td{font-family:monospace}pre{background:#f6f6f6;padding:1em;overflow:auto}
 img.grid{max-width:330px;image-rendering:pixelated}"""
 
 
+def _kind_panels(run: Path) -> str:
+    """The panels the run's data kind adds (tables: marginals, correlation maps)."""
+    from .run import load_run
+
+    try:
+        opened = load_run(run)
+    except RunError:  # no checkpoint yet: nothing to draw from
+        return ""
+    return opened.kind.report(opened)
+
+
 def render(run: Path) -> str:
     """The report page of run directory ``run`` as HTML text."""
     if not is_run(run):
@@ -132,12 +143,15 @@ def render(run: Path) -> str:
     else:
         parts.append("<p>No statistics logged yet.</p>")
 
-    parts.append("<h2>Samples over time</h2>")
     grids = _grids(run)
-    parts.append('<div class="row">' + "".join(
-        f'<figure><img class="grid" alt="samples at step {s}" src="{data_uri(p.read_bytes())}">'
-        f"<figcaption>step {s}</figcaption></figure>" for s, p in grids) + "</div>"
-        if grids else "<p>No sample grids yet.</p>")
+    panels = _kind_panels(run)
+    if grids or not panels:
+        parts.append("<h2>Samples over time</h2>")
+        parts.append('<div class="row">' + "".join(
+            f'<figure><img class="grid" alt="samples at step {s}" '
+            f'src="{data_uri(p.read_bytes())}"><figcaption>step {s}</figcaption></figure>'
+            for s, p in grids) + "</div>" if grids else "<p>No sample grids yet.</p>")
+    parts.append(panels)
 
     events = [r for r in records if "event" in r]
     if events:

@@ -28,6 +28,10 @@ GOALS = {
     "fd": "min", "kid": "min", "precision": "max", "recall": "max", "density": "max",
     "coverage": "max", "is": "max", "classes": "max", "class_kl": "min",
     "high_quality": "max", "modes": "max", "mode_kl": "min",
+    # tables (gankit.metrics.tabular)
+    "column_shapes": "max", "pair_trends": "max", "missing_similarity": "max",
+    "detection_auc": "min", "efficacy_f1_ratio": "max", "efficacy_r2_ratio": "max",
+    "dcr_share": "min",
 }
 # Ties on the main metric are broken by this one (modes are often all captured).
 TIEBREAK = {"modes": "high_quality"}

@@ -300,6 +300,11 @@ class Trainer:
         """Each class's (or cluster's) share of the training data; None without labels."""
         return self.cond.share if isinstance(self.cond, Labels) else None
 
+    @property
+    def centroids(self) -> torch.Tensor | None:
+        """The k-means centroids of a self-conditioned run's clusters; None otherwise."""
+        return self.cond.centroids if isinstance(self.cond, Labels) else None
+
     def draw_labels(self, n: int, gen: torch.Generator) -> torch.Tensor | None:
         """``n`` conditions (labels, or a table's condition vectors) drawn at their share of
         the data; None for an unconditioned model."""

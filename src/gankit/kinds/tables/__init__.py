@@ -14,7 +14,7 @@ from ...conditioning import Conditioning
 from ...config import TABLE_BUILTINS
 from ...errors import ConfigError, DataError, GankitError
 from ..base import Kind, Scorer
-from .codec import TableCodec
+from .codec import TableCodec, typed
 from .conditions import TableConditions, condition_option, parse_where
 from .files import builtin_table, read_table, write_table
 
@@ -50,7 +50,7 @@ def load_frames(cfg: DataConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     if cfg.target and cfg.target not in df.columns:
         raise DataError(f"data.target '{cfg.target}' is not a column of {cfg.source} "
                         f"(columns: {', '.join(map(str, df.columns))})")
-    if cfg.target and cfg.columns.get(cfg.target) == "drop":
+    if cfg.target and cfg.column_kinds.get(cfg.target) == "drop":
         raise ConfigError(f"data.target '{cfg.target}' cannot also be dropped (data.columns)")
     return split(df, cfg.holdout, cfg.split_seed)
 
@@ -65,8 +65,8 @@ class TableScorer(Scorer):
 
     def __init__(self, data: Dataset, target: str, seed: int) -> None:
         self.codec = data.codec
-        self.train, self.holdout = (f[self.codec.names] for f in data.frames)
-        self.kinds = {c.name: c.kind for c in self.codec.columns}
+        self.train, self.holdout = (typed(f, self.codec) for f in data.frames)
+        self.kinds = metric_kinds(self.codec)
         self.target = target or None
         self.seed = seed
 
@@ -78,6 +78,11 @@ class TableScorer(Scorer):
                             target=self.target, seed=self.seed)
 
 
+def metric_kinds(codec: TableCodec) -> dict[str, str]:
+    """Each column's kind as the table metrics read it (a constant is one category)."""
+    return {c.name: "categorical" if c.kind == "constant" else c.kind for c in codec.columns}
+
+
 def frames_dataset(train: pd.DataFrame, holdout: pd.DataFrame, cfg: DataConfig, name: str,
                    codec: dict[str, Any] | None = None) -> Dataset:
     """A table dataset: ``train`` encoded by a codec fitted on it (or the stored ``codec``)."""
@@ -87,7 +92,7 @@ def frames_dataset(train: pd.DataFrame, holdout: pd.DataFrame, cfg: DataConfig, 
     if codec is not None:
         fitted = TableCodec.from_json(codec)
     else:
-        fitted, notes = TableCodec.fit(train, cfg.columns, cfg.max_categories,
+        fitted, notes = TableCodec.fit(train, cfg.column_kinds, cfg.max_categories,
                                        seed=cfg.split_seed)
     return Dataset(samples=fitted.encode(train), labels=None, name=name, kind="tables",
                    codec=fitted, frames=(train, holdout), notes=tuple(notes))
@@ -142,9 +147,8 @@ class TableKind(Kind):
         cfg = run.config.data
         train, holdout = load_frames(cfg)
         synthetic = sample_rows(run, num, seed, [])
-        kinds = {c.name: c.kind for c in run.codec.columns}
-        keep = run.codec.names
-        scores = table_scores(train[keep], holdout[keep], synthetic, kinds,
+        kinds = metric_kinds(run.codec)
+        scores = table_scores(typed(train, run.codec), typed(holdout, run.codec), synthetic, kinds,
                               target=cfg.target or None, seed=seed)
         return {"source": str(run.path), "step": run.step, "data": cfg.source,
                 "num": len(synthetic), "holdout_rows": len(holdout),

@@ -404,6 +404,16 @@ class TableCodec:
             raise DataError(f"invalid table codec: {e}") from None
 
 
+def typed(df: pd.DataFrame, codec: TableCodec) -> pd.DataFrame:
+    """``df``'s learned columns, with datetime columns read as written (text) parsed to
+    datetimes, as decoded rows have them."""
+    out = df[codec.names].copy()
+    for c in codec.columns:
+        if c.kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(out[c.name].dtype):
+            out[c.name] = pd.to_datetime(out[c.name], errors="coerce", format="mixed")
+    return out
+
+
 def _restore_discrete(c: Column, values: list[Any]) -> pd.Series:
     """Decoded categories in the column's original dtype where it had one."""
     s = pd.Series(values, dtype=object)

@@ -1,0 +1,181 @@
+"""The table codec: column types, the round trip decode(encode(x)) == x, JSON, mixtures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gankit.errors import DataError
+from gankit.kinds.tables.codec import TableCodec, infer_kind
+from gankit.kinds.tables.gmm import fit_mixture
+
+
+def mixed(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "age": rng.integers(18, 90, n),
+        "income": np.round(rng.lognormal(10, 1, n), 2),
+        "smoker": rng.choice(["yes", "no"], n, p=[0.2, 0.8]),
+        "flag": rng.choice([True, False], n),
+        "visit": pd.to_datetime("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, n), "D"),
+        "stamp": pd.to_datetime("2021-03-01 08:00") + pd.to_timedelta(rng.integers(0, 10**6, n),
+                                                                       "s"),
+        "grade": rng.integers(1, 4, n),  # few distinct integers: a category
+        "height": rng.normal(170, 10, n),
+        "site": "A",  # constant
+    })
+    df.loc[rng.choice(n, 30, replace=False), "income"] = np.nan
+    df.loc[rng.choice(n, 20, replace=False), "smoker"] = None
+    df["count"] = pd.array(rng.integers(0, 50, n), dtype="Int64")
+    df.loc[rng.choice(n, 15, replace=False), "count"] = pd.NA
+    return df
+
+
+def test_kinds_are_inferred() -> None:
+    codec, notes = TableCodec.fit(mixed())
+    kinds = {c.name: c.kind for c in codec.columns}
+    assert kinds == {"age": "integer", "income": "continuous", "smoker": "categorical",
+                     "flag": "boolean", "visit": "datetime", "stamp": "datetime",
+                     "grade": "categorical", "height": "continuous", "site": "constant",
+                     "count": "integer"}
+    assert notes == []
+
+
+def test_round_trip_is_exact_for_every_kind() -> None:
+    df = mixed()
+    codec, _ = TableCodec.fit(df)
+    back = codec.decode(codec.encode(df))
+    assert list(back.columns) == list(df.columns)
+    for name in ["age", "smoker", "flag", "visit", "stamp", "grade", "site", "count"]:
+        a, b = df[name], back[name]
+        assert ((a == b) | (a.isna() & b.isna())).all(), name
+    for name in ["income", "height"]:
+        a, b = df[name].to_numpy(), back[name].to_numpy()
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        ok = ~np.isnan(a)
+        np.testing.assert_allclose(b[ok], a[ok], rtol=1e-5)
+    assert back["age"].dtype == df["age"].dtype
+    assert back["count"].isna().sum() == 15 and str(back["count"].dtype) == "Int64"
+    assert back["flag"].dtype == bool
+    assert pd.api.types.is_datetime64_any_dtype(back["visit"])
+
+
+def test_decoded_values_stay_in_range_and_integers_stay_whole() -> None:
+    import torch
+
+    df = mixed()
+    codec, _ = TableCodec.fit(df)
+    noise = torch.randn(500, codec.width) * 3  # far outside what encode gives
+    out = codec.decode(noise)
+    assert out["age"].between(df["age"].min(), df["age"].max()).all()
+    assert (out["age"] == out["age"].round()).all()
+    h = out["height"].dropna()
+    assert h.between(df["height"].min(), df["height"].max()).all()
+    assert out["visit"].dropna().between(df["visit"].min(), df["visit"].max()).all()
+    assert (out["visit"].dropna().dt.normalize() == out["visit"].dropna()).all()  # still dates
+    assert set(out["smoker"].dropna()) <= {"yes", "no"}
+
+
+def test_json_round_trip_encodes_identically() -> None:
+    df = mixed()
+    codec, _ = TableCodec.fit(df)
+    again = TableCodec.from_json(json.loads(json.dumps(codec.to_json())))
+    assert (again.encode(df) == codec.encode(df)).all()
+    assert again.heads() == codec.heads()
+
+
+def test_heads_cover_the_width() -> None:
+    codec, _ = TableCodec.fit(mixed())
+    assert sum(w for w, _ in codec.heads()) == codec.width
+    assert {a for _, a in codec.heads()} == {"tanh", "softmax"}
+
+
+def test_id_columns_are_dropped_with_a_note() -> None:
+    df = mixed()
+    df.insert(0, "patient_id", [f"P{i:05d}" for i in range(len(df))])
+    df["row"] = np.arange(len(df)) * 7
+    codec, notes = TableCodec.fit(df)
+    assert "patient_id" in codec.dropped and "row" in codec.dropped
+    assert "patient_id" not in codec.names and len(notes) == 2
+    assert "id" in notes[0]
+
+
+def test_overrides_and_drop() -> None:
+    df = mixed()
+    codec, _ = TableCodec.fit(df, {"grade": "integer", "height": "drop"})
+    assert codec.column("grade").kind == "integer"
+    assert "height" not in codec.names
+    with pytest.raises(DataError, match="dropped"):
+        codec.column("height")
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"nosuch": "drop"}, "not a column"),
+    ({"smoker": "continuous"}, "smoker"),
+])
+def test_bad_overrides(bad: dict[str, str], match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        TableCodec.fit(mixed(), bad)
+
+
+def test_entirely_missing_column_and_too_many_categories() -> None:
+    df = mixed()
+    df["empty"] = np.nan
+    with pytest.raises(DataError, match="entirely missing"):
+        TableCodec.fit(df)
+    df = mixed()
+    df["zip"] = [f"Z{i % 150}" for i in range(len(df))]
+    with pytest.raises(DataError, match="max_categories"):
+        TableCodec.fit(df, max_categories=100)
+    codec, _ = TableCodec.fit(df, max_categories=200)
+    assert codec.column("zip").width == 150
+
+
+def test_unseen_category_is_refused_on_encode() -> None:
+    df = mixed()
+    codec, _ = TableCodec.fit(df)
+    other = df.copy()
+    other.loc[0, "smoker"] = "sometimes"
+    with pytest.raises(DataError, match="never seen"):
+        codec.encode(other)
+
+
+def test_category_shares_are_the_data_shares() -> None:
+    df = mixed(1000)
+    codec, _ = TableCodec.fit(df)
+    c = codec.column("smoker")
+    shares = dict(zip(c.categories, c.shares, strict=True))
+    assert shares[None] == pytest.approx(20 / 1000)
+    assert shares["yes"] == pytest.approx((df["smoker"] == "yes").mean())
+
+
+def test_mixture_finds_two_modes_and_a_spike() -> None:
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-5, 1, 5000), rng.normal(5, 0.5, 5000), np.zeros(5000)])
+    m = fit_mixture(x, 10, seed=0)
+    assert m.weights.sum() == pytest.approx(1.0)
+    for centre, width in ((-5, 2.0), (5, 1.0), (0, 0.05)):  # each third of the data, one place
+        near = np.abs(m.means - centre) < width
+        assert m.weights[near].sum() == pytest.approx(1 / 3, abs=0.03), centre
+    spike = np.abs(m.means) < 0.05
+    assert m.stds[spike].max() < 0.05  # the zeros are one narrow mode
+    assert (m.weights >= 0.005).all()
+
+
+def test_mixture_of_large_magnitudes_is_stable() -> None:
+    rng = np.random.default_rng(0)
+    x = 1.6e9 + rng.normal(0, 3600, 10_000)  # timestamps in seconds
+    m = fit_mixture(x, 10, seed=0)
+    assert np.isfinite(m.stds).all() and (m.stds > 0).all()
+    assert abs(float(np.sum(m.weights * m.means)) - x.mean()) < 100
+
+
+def test_infer_kind_edge_cases() -> None:
+    assert infer_kind(pd.Series([np.nan, np.nan])) == "empty"
+    assert infer_kind(pd.Series([3, 3, 3])) == "constant"
+    assert infer_kind(pd.Series([3.0, np.nan, 3.0])) == "categorical"  # a value and missing
+    assert infer_kind(pd.Series([f"2020-01-0{i % 9 + 1}" for i in range(30)])) == "datetime"
+    assert infer_kind(pd.Series([1.5, 2.25, 3.0])) == "continuous"
