@@ -134,7 +134,7 @@ def test_resume_keeps_the_checkpointed_clusters(tmp_path: Path) -> None:
     swapped = state["centroids"].flip(0)  # the same clusters, numbered the other way
     trainer.load_state({**state, "centroids": swapped})
     assert torch.equal(trainer.centroids, swapped)
-    assert torch.equal(trainer.y.cpu(), 7 - trainer_labels(cfg))
+    assert torch.equal(trainer.cond.labels.cpu(), 7 - trainer_labels(cfg))
 
 
 def test_tampered_clusters_in_a_checkpoint_are_refused(tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_tampered_clusters_in_a_checkpoint_are_refused(tmp_path: Path) -> None:
 
 
 def trainer_labels(cfg: gankit.Config) -> torch.Tensor:
-    return gankit.Trainer(cfg, gankit.load_data(cfg.data)).y.cpu()
+    return gankit.Trainer(cfg, gankit.load_data(cfg.data)).cond.labels.cpu()
 
 
 def test_class_conditional_runs_evaluate_at_the_class_shares(tmp_path: Path) -> None:
