@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import gankit
-from gankit import kinds
+from gankit import kinds, runlog
 from gankit.config import resolve
 from gankit.errors import DataError
 from gankit.kinds.tables import TableKind, split
@@ -271,3 +271,27 @@ def test_cli_bad_tables(tmp_path: Path, content: bytes, match: str) -> None:
     done = gankit_cli("train", "--data", path, "--out", tmp_path / "run", "--quiet")
     assert done.returncode == 2 and match in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_every_scores_against_held_out_rows(table: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cfg = cfg_for(table, "eval.every=10", "eval.num=100", "data.target=sick")
+    prepare(cfg, out).fit(progress=False)
+    records = [r for r in runlog.read(out / "metrics.jsonl") if "column_shapes" in r]
+    assert [r["step"] for r in records] == [10, 20]
+    for r in records:
+        assert 0.0 <= r["column_shapes"] <= 1.0 and 0.5 <= r["detection_auc"] <= 1.0
+        assert "efficacy_f1_ratio" in r and r["exact_copies"] >= 0.0
+    assert checkpoint.list_steps(out / "checkpoints" / "best")  # ranked by detection_auc
+
+
+def test_column_overrides_round_trip_through_config_toml(tmp_path: Path) -> None:
+    from gankit.config import load_toml_config, to_toml
+
+    cfg = resolve(None, overrides=["data.source=x.csv", "data.columns.id=drop",
+                                   "data.columns.age=integer", "data.target=y"])
+    assert cfg.preset == "tabular" and cfg.data.column_kinds == {"id": "drop", "age": "integer"}
+    (tmp_path / "c.toml").write_text(to_toml(cfg))
+    assert load_toml_config(tmp_path / "c.toml") == cfg
+    with pytest.raises(gankit.ConfigError, match="data.columns.age"):
+        resolve(None, overrides=["data.source=x.csv", "data.columns.age=number"])

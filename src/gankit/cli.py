@@ -185,14 +185,21 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """``gankit sample``: what is written is the run's kind's to say."""
+    from . import kinds
+
     out = Path(args.out)
-    run = load_run(args.run, ema=not args.no_ema)
-    kind = run.kind
-    if out.suffix.lower() not in kind.sample_suffixes:
-        raise GankitError(f"--out must end in {' or '.join(kind.sample_suffixes)} for a run "
-                          f"that makes {kind.name}, got '{out.name}'")
+    suffix = out.suffix.lower()
+    known = {name: kinds.get(name).sample_suffixes for name in ("images", "tables")}
+    if not any(suffix in s for s in known.values()):  # refused before the run is opened
+        raise GankitError(f"--out must end in .npz or .png (images, points) or .csv, .tsv or "
+                          f".parquet (tables), got '{out.name}'")
     if not out.parent.is_dir():
         raise GankitError(f"folder {out.parent} does not exist")
+    run = load_run(args.run, ema=not args.no_ema)
+    kind = run.kind
+    if suffix not in kind.sample_suffixes:
+        raise GankitError(f"--out must end in {' or '.join(kind.sample_suffixes)} for a run "
+                          f"that makes {kind.name}, got '{out.name}'")
     count = kind.write(run, out, args.num, args.seed, args.label, args.where)
     print(f"gankit: wrote {count} samples from step {run.step} to {out}", file=sys.stderr)
     return 0

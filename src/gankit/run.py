@@ -17,7 +17,7 @@ from .clusters import draw_labels
 from .conditioning import Conditioning
 from .config import Config, load_toml_config, to_toml
 from .data.base import Dataset
-from .errors import ConfigError, DataError, RunError
+from .errors import ConfigError, RunError
 from .fileio import atomic_write_bytes, is_temp, remove_temps
 from .training import checkpoint, distributed
 from .training.trainer import Trainer, derive_seeds
@@ -219,7 +219,7 @@ class Run:
         chunks = [torch.empty(0, *self.generator.image_shape)]
         for start in range(0, num, 1024):
             n = min(1024, num - start)
-            z = torch.randn(n, self.config.model.latent_dim, generator=gen)
+            z = torch.randn(n, self.generator.latent_dim, generator=gen)
             y = None if labels is None else labels[start:start + n]
             chunks.append(self.generator(z, y))
         return torch.cat(chunks)
@@ -271,23 +271,11 @@ def load_run(path: str | Path, ema: bool = True) -> Run:
                                   and bool((share >= 0).all()) and float(share.sum()) > 0):
         raise RunError(f"checkpoint in {p} records invalid label shares for its "
                        f"{num_classes} labels")
-    codec, cond, heads = None, None, None
-    stored = read_codec(p)
-    if stored is not None:
-        from .kinds.tables.codec import TableCodec
-        from .kinds.tables.conditions import TableConditions
-
-        try:
-            codec = TableCodec.from_json(stored)
-        except DataError as e:
-            raise RunError(f"run {p}: {e}") from None
-        heads = tuple(codec.heads())
-        cond = TableConditions(codec) if cfg.model.conditional else None
-        if cond is not None and not cond.vector_dim:
-            cond = None
+    kind = kinds.of_source(cfg.data.source)
+    codec, cond = kind.sampling(p, cfg.model)  # a table's codec and condition vectors
+    heads, cond_dim = kind.layout(codec, cfg.model) if codec is not None else (None, 0)
     try:
-        g, _ = models.build(cfg.model, shape, num_classes, heads=heads,
-                            cond_dim=cond.vector_dim if cond is not None else 0)
+        g, _ = models.build(cfg.model, shape, num_classes, heads=heads, cond_dim=cond_dim)
     except ConfigError as e:
         raise RunError(f"run {p} cannot be rebuilt: {e}") from None
     key = "G_ema" if ema and state.get("G_ema") is not None else "G"

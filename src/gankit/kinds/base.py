@@ -35,6 +35,17 @@ class Kind:
         """The training data named by ``cfg``; ``codec`` is a run's stored codec (resume)."""
         raise NotImplementedError
 
+    def layout(self, codec: Any, m: ModelConfig) -> tuple[tuple[tuple[int, str], ...] | None,
+                                                           int]:
+        """(the generator's output heads, the width of condition vectors) for data with this
+        ``codec``: (None, 0) where the family decides its own output."""
+        return None, 0
+
+    def sampling(self, run: Path, m: ModelConfig) -> tuple[Any, Conditioning | None]:
+        """(codec, conditioning for generated samples) of a finished run: (None, None) where
+        the checkpoint holds all (images, points)."""
+        return None, None
+
     def conditioning(self, m: ModelConfig, data: Dataset, x: torch.Tensor, seed: int,
                      device: torch.device) -> Conditioning:
         """What G and D are conditioned on, for training data ``x`` as G makes it."""

@@ -21,29 +21,52 @@ class Residual(nn.Module):
         return torch.cat([torch.relu(self.bn(self.fc(x))), x], dim=1)
 
 
-def apply_heads(raw: torch.Tensor, heads: tuple[tuple[int, str], ...]) -> torch.Tensor:
-    """Per block of columns: tanh for scalars, softmax for one-hot blocks."""
-    parts, pos = [], 0
+TAU = 0.2  # Gumbel-softmax temperature (CTGAN's)
+
+
+def gumbel(noise: torch.Tensor) -> torch.Tensor:
+    """Standard normal draws turned into standard Gumbel draws (through their uniform CDF)."""
+    u = torch.special.ndtr(noise).clamp(1e-10, 1.0 - 1e-7)
+    return -torch.log(-torch.log(u))
+
+
+def apply_heads(raw: torch.Tensor, heads: tuple[tuple[int, str], ...],
+                noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Per block of columns: tanh for scalars; for one-hot blocks a Gumbel-softmax at TAU
+    with the Gumbel draws ``noise`` (one per softmax cell, in order), a softmax without."""
+    parts, pos, cell = [], 0, 0
     for width, act in heads:
         block = raw[:, pos:pos + width]
-        parts.append(torch.tanh(block) if act == "tanh" else torch.softmax(block, dim=1))
+        if act == "tanh":
+            parts.append(torch.tanh(block))
+        elif noise is None:
+            parts.append(torch.softmax(block, dim=1))
+        else:
+            parts.append(torch.softmax((block + noise[:, cell:cell + width]) / TAU, dim=1))
+            cell += width
         pos += width
     return torch.cat(parts, dim=1)
 
 
 class TabularGenerator(nn.Module):
-    """Maps noise (N, latent_dim) and condition vectors (N, C) to encoded rows (N, width)."""
+    """Maps noise (N, latent_dim) and condition vectors (N, C) to encoded rows (N, width).
 
-    def __init__(self, latent_dim: int, hidden: tuple[int, ...],
+    The noise holds ``code_dim`` inputs of the network, then one draw per softmax cell that
+    becomes its Gumbel noise: every random choice of G is in its input, so a seed fixes a
+    sample and a run's random streams fix its training.
+    """
+
+    def __init__(self, code_dim: int, hidden: tuple[int, ...],
                  heads: tuple[tuple[int, str], ...], cond_dim: int = 0) -> None:
         super().__init__()
-        self.latent_dim = latent_dim
+        self.code_dim = code_dim
         self.heads = tuple(heads)
+        self.latent_dim = code_dim + sum(w for w, a in heads if a == "softmax")
         self.cond_dim = cond_dim
         width = sum(w for w, _ in heads)
         self.image_shape = (width,)
         layers: list[nn.Module] = []
-        dim = latent_dim + cond_dim
+        dim = code_dim + cond_dim
         for h in hidden:
             layers.append(Residual(dim, h))
             dim += h
@@ -51,11 +74,12 @@ class TabularGenerator(nn.Module):
         self.out = nn.Linear(dim, width)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        code, noise = z[:, :self.code_dim], gumbel(z[:, self.code_dim:])
         if self.cond_dim:
             if y is None:
                 raise ValueError("a conditional tabular generator needs condition vectors")
-            z = torch.cat([z, y.to(z.dtype)], dim=1)
-        return apply_heads(self.out(self.body(z)), self.heads)
+            code = torch.cat([code, y.to(z.dtype)], dim=1)
+        return apply_heads(self.out(self.body(code)), self.heads, noise)
 
 
 class TabularDiscriminator(nn.Module):

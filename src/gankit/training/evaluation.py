@@ -26,11 +26,11 @@ class Evaluator:
     """Scores the sampling generator every ``eval.every`` steps; built lazily on first use."""
 
     def __init__(self, cfg: Config, data: Dataset, seed: int,
-                 cond: Conditioning | None = None) -> None:
+                 cond: Conditioning | None = None, noise_dim: int = 0) -> None:
         self.cfg = cfg
         self.data = data
         gen = torch.Generator().manual_seed(seed)
-        self.z = torch.randn(cfg.eval.num, cfg.model.latent_dim, generator=gen)
+        self.z = torch.randn(cfg.eval.num, noise_dim or cfg.model.latent_dim, generator=gen)
         # Conditioned models: conditions (classes, clusters, categories) at their data share.
         self.y = None if cond is None else cond.sample(cfg.eval.num, gen)
         self._scorer: kinds.base.Scorer | None = None

@@ -61,14 +61,8 @@ class Trainer:
         self.kind = kinds.get(data.kind)
         self.image_shape = data.shape  # the shape of one sample (the name is historical)
         self.value_range = models.output_range(m)
-        tabular = data.codec is not None and hasattr(data.codec, "heads")
-        self.num_classes = 0 if tabular else (
-            m.clusters or (data.num_classes if m.conditional else 0))
-        heads = tuple(data.codec.heads()) if tabular else None
-        cond_dim = 0
-        if tabular and m.conditional:  # the width of its condition vectors, known before x
-            from ..kinds.tables.conditions import TableConditions
-            cond_dim = TableConditions(data.codec).vector_dim
+        self.num_classes = m.clusters or (data.num_classes if m.conditional else 0)
+        heads, cond_dim = self.kind.layout(data.codec, m)  # a table's heads and conditions
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             self.G, self.D = models.build(m, self.image_shape, self.num_classes, cfg.reg.pack,
@@ -107,12 +101,14 @@ class Trainer:
                         if self.grid_cols else None)
         n_fixed = len(self.fixed_y) if self.fixed_y is not None else t.grid_size
         fixed_gen = torch.Generator().manual_seed(fixed_seed)
-        self.fixed_z = torch.randn(n_fixed, m.latent_dim, generator=fixed_gen).to(self.device)
+        # G's noise: model.latent_dim, and for tables one Gumbel draw per category (G.latent_dim)
+        self.noise_dim = int(self.G.latent_dim)
+        self.fixed_z = torch.randn(n_fixed, self.noise_dim, generator=fixed_gen).to(self.device)
         if not self.grid_cols:  # clusters and table conditions: drawn at their shares
             self.fixed_y = self.cond.sample(n_fixed, fixed_gen)
         if self.fixed_y is not None:
             self.fixed_y = self.fixed_y.to(self.device)
-        self.evaluator = Evaluator(cfg, data, eval_seed, self.cond)
+        self.evaluator = Evaluator(cfg, data, eval_seed, self.cond, self.noise_dim)
         self.step = 0
         self._acc = torch.zeros(len(STAT_NAMES), device=self.device)
         self._acc_steps = 0
@@ -123,7 +119,7 @@ class Trainer:
     # -- one step ---------------------------------------------------------------------------
 
     def _noise(self) -> torch.Tensor:
-        z = torch.randn(self.draw, self.cfg.model.latent_dim, generator=self.gen_noise)[self.part]
+        z = torch.randn(self.draw, self.noise_dim, generator=self.gen_noise)[self.part]
         return devices.upload(z, self.device)
 
     def train_step(self) -> None:

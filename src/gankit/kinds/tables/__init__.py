@@ -12,7 +12,7 @@ import torch
 
 from ...conditioning import Conditioning
 from ...config import TABLE_BUILTINS
-from ...errors import ConfigError, DataError, GankitError
+from ...errors import ConfigError, DataError, GankitError, RunError
 from ..base import Kind, Scorer
 from .codec import TableCodec, typed
 from .conditions import TableConditions, condition_option, parse_where
@@ -23,8 +23,16 @@ if TYPE_CHECKING:
     from ...data.base import Dataset
     from ...run import Run
 
+CODEC_FILE = "codec.json"
+BUILTIN_TARGETS = {"adult": "income"}  # what a built-in table's efficacy is measured on
 PREVIEW_ROWS = 20  # rows of the fixed batch written to samples/step-N.csv
 WHERE_DRAWS = 200  # --where gives up after drawing this many times the rows asked for
+
+
+def target_of(cfg: DataConfig) -> str | None:
+    """The column machine-learning efficacy predicts: ``data.target``, else a built-in
+    table's own, else none."""
+    return cfg.target or BUILTIN_TARGETS.get(cfg.source) or None
 
 
 def read_source(cfg: DataConfig) -> pd.DataFrame:
@@ -63,11 +71,11 @@ class TableScorer(Scorer):
 
     main = MAIN
 
-    def __init__(self, data: Dataset, target: str, seed: int) -> None:
+    def __init__(self, data: Dataset, target: str | None, seed: int) -> None:
         self.codec = data.codec
         self.train, self.holdout = (typed(f, self.codec) for f in data.frames)
         self.kinds = metric_kinds(self.codec)
-        self.target = target or None
+        self.target = target
         self.seed = seed
 
     def __call__(self, samples: torch.Tensor, value_range: tuple[float, float]
@@ -109,6 +117,24 @@ class TableKind(Kind):
         name = cfg.source if cfg.source in TABLE_BUILTINS else Path(cfg.source).stem
         return frames_dataset(train, holdout, cfg, name, codec)
 
+    def layout(self, codec: Any, m: ModelConfig) -> tuple[tuple[tuple[int, str], ...] | None,
+                                                           int]:
+        cond = TableConditions(codec) if m.conditional else None
+        return tuple(codec.heads()), cond.vector_dim if cond is not None else 0
+
+    def sampling(self, run: Path, m: ModelConfig) -> tuple[Any, Conditioning | None]:
+        from ...run import read_codec
+
+        stored = read_codec(run)
+        if stored is None:
+            raise RunError(f"run {run} has no {CODEC_FILE}: it cannot decode its samples")
+        try:
+            codec = TableCodec.from_json(stored)
+        except DataError as e:
+            raise RunError(f"run {run}: {e}") from None
+        cond = TableConditions(codec) if m.conditional else None
+        return codec, cond if cond is not None and cond.vector_dim else None
+
     def conditioning(self, m: ModelConfig, data: Dataset, x: torch.Tensor, seed: int,
                      device: torch.device) -> Conditioning:
         if m.clusters:
@@ -135,7 +161,7 @@ class TableKind(Kind):
         return len(df)
 
     def scorer(self, data: Dataset, cfg: Config) -> Scorer:
-        return TableScorer(data, cfg.data.target, cfg.train.seed)
+        return TableScorer(data, target_of(cfg.data), cfg.train.seed)
 
     def evaluate(self, run: Run, num: int, seed: int, extractor: str,
                  data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
@@ -149,7 +175,7 @@ class TableKind(Kind):
         synthetic = sample_rows(run, num, seed, [])
         kinds = metric_kinds(run.codec)
         scores = table_scores(typed(train, run.codec), typed(holdout, run.codec), synthetic, kinds,
-                              target=cfg.target or None, seed=seed)
+                              target=target_of(cfg), seed=seed)
         return {"source": str(run.path), "step": run.step, "data": cfg.source,
                 "num": len(synthetic), "holdout_rows": len(holdout),
                 **{k: round(float(v), 6) if isinstance(v, float) else v
