@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .autopreset import choose
-from .config import presets, resolve
+from .config import TABLE_SUFFIXES, presets, resolve
 from .errors import DivergedError, GankitError
 from .run import check_out, default_out, load_run, prepare, resume_config
 from .training import distributed
@@ -189,8 +189,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     suffix = out.suffix.lower()
-    known = {name: kinds.get(name).sample_suffixes for name in ("images", "tables")}
-    if not any(suffix in s for s in known.values()):  # refused before the run is opened
+    if suffix not in (*kinds.get("images").sample_suffixes, *TABLE_SUFFIXES):  # before the run
         raise GankitError(f"--out must end in .npz or .png (images, points) or .csv, .tsv or "
                           f".parquet (tables), got '{out.name}'")
     if not out.parent.is_dir():

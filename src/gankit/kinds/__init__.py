@@ -14,15 +14,17 @@ from .base import Kind
 
 
 def get(name: str) -> Kind:
-    """The kind called ``name`` (images, points or tables)."""
-    from .images import ImageKind, PointKind
-    from .tables import TableKind
+    """The kind called ``name`` (images, points or tables); each is imported on first use
+    (tables bring in pandas, which image runs never need)."""
+    if name in ("images", "points"):
+        from .images import ImageKind, PointKind
 
-    table: dict[str, type[Kind]] = {"images": ImageKind, "points": PointKind,
-                                    "tables": TableKind}
-    if name not in table:
-        raise KeyError(f"unknown data kind '{name}'")
-    return table[name]()
+        return ImageKind() if name == "images" else PointKind()
+    if name == "tables":
+        from .tables import TableKind
+
+        return TableKind()
+    raise KeyError(f"unknown data kind '{name}'")
 
 
 def of_source(source: str) -> Kind:

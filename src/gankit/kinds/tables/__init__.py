@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from ...conditioning import Conditioning
-from ...config import TABLE_BUILTINS
+from ...config import TABLE_BUILTINS, TABLE_SUFFIXES
 from ...errors import ConfigError, DataError, GankitError, RunError
 from ..base import Kind, Scorer
 from .codec import TableCodec, typed
@@ -110,7 +110,7 @@ class TableKind(Kind):
     """Tables (see the package docstring)."""
 
     name = "tables"
-    sample_suffixes = (".csv", ".tsv", ".parquet")
+    sample_suffixes = TABLE_SUFFIXES
 
     def load(self, cfg: DataConfig, codec: dict[str, Any] | None = None) -> Dataset:
         train, holdout = load_frames(cfg)
