@@ -133,3 +133,71 @@ def test_gankit_options_parse_as_json_where_they_can(bench: ModuleType) -> None:
         "epochs": 50, "name": "fast", "dims": [64, 64]}
     with pytest.raises(SystemExit):
         bench.parse_set(["epochs"])
+
+
+class _Bootstrap:
+    """A test double with the synthesizer interface: resamples whole training rows."""
+
+    def __init__(self, seed: int = 0, **options: object) -> None:
+        self.options = options
+
+    def fit(self, frame: pd.DataFrame, discrete_columns: tuple = ()) -> _Bootstrap:
+        self.frame, self.discrete = frame.reset_index(drop=True), list(discrete_columns)
+        self.kinds = {c: "categorical" for c in frame}
+        return self
+
+    def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
+        rows = np.random.default_rng(seed).integers(0, len(self.frame), n)
+        return self.frame.iloc[rows].reset_index(drop=True)
+
+    def set_random_state(self, seed: int) -> None:
+        pass
+
+
+def gappy_table(rows: int = 200) -> tuple[pd.DataFrame, dict[str, str]]:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=rows), "n": rng.integers(0, 9, rows).astype(float),
+                          "c": rng.choice(["a", "b"], rows).astype(object)})
+    frame.loc[rng.random(rows) < 0.3, "x"] = np.nan
+    frame.loc[rng.random(rows) < 0.2, "c"] = None
+    return frame, {"x": "continuous", "n": "integer", "c": "categorical"}
+
+
+def test_ctgan_side_fills_gaps_and_puts_them_back(worker: ModuleType, monkeypatch) -> None:
+    import types
+
+    seen = {}
+
+    class FakeCTGAN(_Bootstrap):
+        def __init__(self, epochs: int, enable_gpu: bool) -> None:
+            seen["epochs"] = epochs
+
+        def sample(self, n: int) -> pd.DataFrame:
+            seen["fitted"] = self.frame
+            return _Bootstrap.sample(self, n)
+
+    monkeypatch.setitem(sys.modules, "ctgan", types.SimpleNamespace(CTGAN=FakeCTGAN))
+    frame, kinds = gappy_table()
+    out, fit_s, sample_s = worker.run_ctgan(frame, kinds, 500, 0, {"epochs": 7})
+    fitted = seen["fitted"]
+    assert seen["epochs"] == 7 and fit_s >= 0 and sample_s >= 0
+    assert not fitted[["x", "n"]].isna().any().any()  # ctgan never sees a missing number
+    assert set(fitted["x__missing"]) == {"yes", "no"}
+    assert list(out.columns) == ["x", "n", "c"]
+    assert 0.2 < out["x"].isna().mean() < 0.4 and 0.1 < out["c"].isna().mean() < 0.3
+    assert set(out["c"].dropna()) == {"a", "b"}
+    assert set(out["x"].dropna()) <= set(frame["x"].dropna())  # the gaps were not filled in
+
+
+def test_gankit_side_calls_table_synthesizer(worker: ModuleType, monkeypatch) -> None:
+    import gankit
+
+    frame, _ = gappy_table()
+    if not hasattr(gankit, "TableSynthesizer"):
+        with pytest.raises(SystemExit) as stop:
+            worker.run_gankit(frame, 10, 0, {})
+        assert stop.value.code == worker.NOT_AVAILABLE
+    monkeypatch.setattr(gankit, "TableSynthesizer", _Bootstrap, raising=False)
+    out, fit_s, sample_s, kinds = worker.run_gankit(frame, 50, 3, {"epochs": 2})
+    assert len(out) == 50 and list(out.columns) == ["x", "n", "c"]
+    assert kinds == {"x": "categorical", "n": "categorical", "c": "categorical"}
