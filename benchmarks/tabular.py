@@ -234,7 +234,9 @@ ROWS = [  # (label, key in the scores, digits)
     ("TSTR F1", "efficacy_f1", 3), ("TSTR F1 / real", "efficacy_f1_ratio", 3),
     ("TSTR ROC-AUC", "efficacy_auc", 3), ("TSTR AUC / real", "efficacy_auc_ratio", 3),
     ("exact copies", "exact_copies", 4), ("DCR share (0.5 best)", "dcr_share", 3),
-    ("NNDR median", "nndr", 3), ("fit s", "fit_s", 1), ("sample s", "sample_s", 2),
+    ("NNDR median", "nndr", 3), ("fit s", "fit_s", 1),
+    ("  of which preprocessing s", "prep_s", 1), ("  training s per epoch", "epoch_s", 2),
+    ("sample s", "sample_s", 2), ("CPU s (fit + sample)", "cpu_s", 1),
     ("peak RSS MB", "peak_rss_mb", 0),
 ]
 
@@ -253,13 +255,18 @@ def real_scores(scores: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def tool_scores(scores: dict[str, float], costs: dict) -> dict[str, float]:
-    """A tool's column: its metrics (efficacy as its own score) and its costs."""
+def tool_scores(scores: dict[str, float], costs: dict,
+                epochs: int | None = None) -> dict[str, float]:
+    """A tool's column: its metrics (efficacy as its own score) and its costs; with ``epochs``
+    and a preprocessing time, the training time per epoch."""
     out = dict(scores)
     for metric in ("f1", "auc"):
         if f"efficacy_{metric}_synthetic" in scores:
             out[f"efficacy_{metric}"] = scores[f"efficacy_{metric}_synthetic"]
-    out.update({k: costs[k] for k in ("fit_s", "sample_s", "peak_rss_mb") if k in costs})
+    out.update({k: costs[k] for k in ("fit_s", "prep_s", "sample_s", "cpu_s", "peak_rss_mb")
+                if k in costs})
+    if epochs and "prep_s" in costs:
+        out["epoch_s"] = (costs["fit_s"] - costs["prep_s"]) / epochs
     return out
 
 
@@ -359,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
                         notes.append(f"{tool} seed {seed} inferred kinds {inferred}")
                     scores = table_scores(train, holdout, syn, table.kinds, table.target,
                                           seed=seed, max_rows=args.max_rows)
-                    columns[tool].append(tool_scores(scores, costs))
+                    columns[tool].append(tool_scores(scores, costs, options.get("epochs")))
                     print(f"  {name} {tool} seed {seed}: fit {costs['fit_s']:.1f} s, "
                           f"detection {scores['detection_auc']:.3f}", flush=True)
         title = (f"\n{name}: {len(train)} training rows, {len(holdout)} held out, target "

@@ -9,8 +9,9 @@ This file imports only the standard library, numpy, pandas and the tool.
 
 META.json: {"kinds": {column: kind}, "rows": n to sample, "seed": s, "threads": t,
 "options": {...}} (for ctgan, options.epochs; for gankit, keyword arguments of
-TableSynthesizer). The JSON line on stdout: fit_s, sample_s, peak_rss_mb, and for gankit the
-kinds it inferred.
+TableSynthesizer). The JSON line on stdout: fit_s and sample_s (wall clock), cpu_s (CPU time of
+fit and sample together, which a busy shared machine distorts less), peak_rss_mb, for ctgan
+prep_s (its preprocessing, inside fit_s), and for gankit the kinds it inferred.
 """
 
 from __future__ import annotations
@@ -40,13 +41,44 @@ def read_table(path: str, kinds: dict[str, str]) -> pd.DataFrame:
     return df[list(kinds)]
 
 
+def _timed_preprocessing(seconds: list[float]) -> None:
+    """Make ctgan's DataTransformer add the time of its fit and transform to ``seconds``, so that
+    the time per epoch can be told apart from the (mode-fitting) preprocessing."""
+    try:
+        from ctgan.synthesizers import ctgan as module
+    except ImportError:  # another build of ctgan: no split, fit time only
+        return
+    cls = module.DataTransformer
+
+    class Timed(cls):
+        def fit(self, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return super().fit(*args, **kwargs)
+            finally:
+                seconds.append(time.perf_counter() - start)
+
+        def transform(self, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return super().transform(*args, **kwargs)
+            finally:
+                seconds.append(time.perf_counter() - start)
+
+    module.DataTransformer = Timed
+
+
 def run_ctgan(train: pd.DataFrame, kinds: dict[str, str], rows: int, seed: int,
-              options: dict) -> tuple[pd.DataFrame, float, float]:
+              options: dict, prep: list[float] | None = None) -> tuple[pd.DataFrame, float, float]:
     """CTGAN with its defaults (epochs may be overridden). ctgan refuses missing numbers, so, as
     SDV does, a numeric column with gaps is filled with its median and gets a discrete
-    missing-indicator column; missing categories become one more level."""
+    missing-indicator column; missing categories become one more level. ``prep`` collects the
+    seconds its preprocessing took within the fit (the first fit and transform calls)."""
     import torch
     from ctgan import CTGAN
+
+    if prep is not None:
+        _timed_preprocessing(prep)
 
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -107,6 +139,12 @@ def run_gankit(train: pd.DataFrame, rows: int, seed: int,
     return out, fit_s, sample_s, dict(getattr(synth, "kinds", {}))
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(argv: list[str]) -> int:
     tool, meta_path, train_path, out_path = argv
     with open(meta_path) as f:
@@ -117,14 +155,19 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(int(meta.get("threads", 2)))
     train = read_table(train_path, kinds)
     report: dict = {}
+    cpu_start = cpu_seconds()
     if tool == "ctgan":
-        out, fit_s, sample_s = run_ctgan(train, kinds, rows, seed, meta.get("options", {}))
+        prep: list[float] = []
+        out, fit_s, sample_s = run_ctgan(train, kinds, rows, seed, meta.get("options", {}), prep)
+        if len(prep) >= 2:  # the fit's own DataTransformer.fit and .transform
+            report["prep_s"] = prep[0] + prep[1]
     elif tool == "gankit":
         out, fit_s, sample_s, report["kinds"] = run_gankit(train, rows, seed,
                                                            meta.get("options", {}))
     else:
         print(f"unknown tool {tool!r}", file=sys.stderr)
         return 2
+    report["cpu_s"] = cpu_seconds() - cpu_start  # fit and sample, on every thread
     out[list(kinds)].to_csv(out_path, index=False)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     report.update(fit_s=fit_s, sample_s=sample_s, peak_rss_mb=peak_mb)
