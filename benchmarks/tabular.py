@@ -154,9 +154,11 @@ def load_credit(wheel: Path | None = None) -> Table:
     return Table("credit", df, infer_kinds(df), "Status")
 
 
-def load_table(name: str) -> Table:
+def load_table(name: str, adult_csv: Path = ADULT_CSV) -> Table:
     """A benchmark table by name."""
-    return {"adult": load_adult, "default": load_default, "credit": load_credit}[name]()
+    if name == "adult":
+        return load_adult(adult_csv)
+    return {"default": load_default, "credit": load_credit}[name]()
 
 
 def split(frame: pd.DataFrame, seed: int = 0,
@@ -325,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=7200, help="seconds per fit+sample")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write every run's figures")
+    p.add_argument("--adult-csv", type=Path, default=ADULT_CSV, help="where adult.csv is")
     args = p.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.fast else [0, 1, 2])
     epochs = args.epochs if args.epochs is not None else (5 if args.fast else 300)
@@ -338,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} torch threads per worker; ctgan epochs {epochs}; seeds {seeds}")
     record: dict = {}
     for name in args.datasets:
-        table = load_table(name)
+        table = load_table(name, args.adult_csv)
         train, holdout = split(table.frame, args.split_seed)
         if train_rows:
             train = train.iloc[:train_rows]
