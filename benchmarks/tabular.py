@@ -238,6 +238,7 @@ ROWS = [  # (label, key in the scores, digits)
     ("exact copies", "exact_copies", 4), ("DCR share (0.5 best)", "dcr_share", 3),
     ("NNDR median", "nndr", 3), ("fit s", "fit_s", 1),
     ("  of which preprocessing s", "prep_s", 1), ("  training s per epoch", "epoch_s", 2),
+    ("  training CPU s per epoch", "epoch_cpu_s", 2),
     ("sample s", "sample_s", 2), ("CPU s (fit + sample)", "cpu_s", 1),
     ("peak RSS MB", "peak_rss_mb", 0),
 ]
@@ -269,6 +270,7 @@ def tool_scores(scores: dict[str, float], costs: dict,
                 if k in costs})
     if epochs and "prep_s" in costs:
         out["epoch_s"] = (costs["fit_s"] - costs["prep_s"]) / epochs
+        out["epoch_cpu_s"] = (costs["fit_cpu_s"] - costs["prep_cpu_s"]) / epochs
     return out
 
 

@@ -11,12 +11,14 @@ META.json: {"kinds": {column: kind}, "rows": n to sample, "seed": s, "threads": 
 "options": {...}} (for ctgan, options.epochs; for gankit, keyword arguments of
 TableSynthesizer). The JSON line on stdout: fit_s and sample_s (wall clock), cpu_s (CPU time of
 fit and sample together, which a busy shared machine distorts less), peak_rss_mb, for ctgan
-prep_s (its preprocessing, inside fit_s), and for gankit the kinds it inferred.
+prep_s, prep_cpu_s and fit_cpu_s (its preprocessing, inside the fit, and the fit's CPU time),
+and for gankit the kinds it inferred.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import resource
 import sys
 import time
@@ -41,8 +43,15 @@ def read_table(path: str, kinds: dict[str, str]) -> pd.DataFrame:
     return df[list(kinds)]
 
 
-def _timed_preprocessing(seconds: list[float]) -> None:
-    """Make ctgan's DataTransformer add the time of its fit and transform to ``seconds``, so that
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed_preprocessing(seconds: list[tuple[float, float]]) -> None:
+    """Make ctgan's DataTransformer add (wall, CPU) seconds of its fit and transform to ``seconds``,
+    so that
     the time per epoch can be told apart from the (mode-fitting) preprocessing."""
     try:
         from ctgan.synthesizers import ctgan as module
@@ -52,28 +61,29 @@ def _timed_preprocessing(seconds: list[float]) -> None:
 
     class Timed(cls):
         def fit(self, *args, **kwargs):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             try:
                 return super().fit(*args, **kwargs)
             finally:
-                seconds.append(time.perf_counter() - start)
+                seconds.append((time.perf_counter() - start, cpu_seconds() - cpu))
 
         def transform(self, *args, **kwargs):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             try:
                 return super().transform(*args, **kwargs)
             finally:
-                seconds.append(time.perf_counter() - start)
+                seconds.append((time.perf_counter() - start, cpu_seconds() - cpu))
 
     module.DataTransformer = Timed
 
 
 def run_ctgan(train: pd.DataFrame, kinds: dict[str, str], rows: int, seed: int,
-              options: dict, prep: list[float] | None = None) -> tuple[pd.DataFrame, float, float]:
+              options: dict, prep: list[tuple[float, float]] | None = None
+              ) -> tuple[pd.DataFrame, float, float]:
     """CTGAN with its defaults (epochs may be overridden). ctgan refuses missing numbers, so, as
     SDV does, a numeric column with gaps is filled with its median and gets a discrete
     missing-indicator column; missing categories become one more level. ``prep`` collects the
-    seconds its preprocessing took within the fit (the first fit and transform calls)."""
+    (wall, CPU) seconds of its preprocessing within the fit (the first fit and transform calls)."""
     import torch
     from ctgan import CTGAN
 
@@ -100,9 +110,13 @@ def run_ctgan(train: pd.DataFrame, kinds: dict[str, str], rows: int, seed: int,
         data[column] = v
     model = CTGAN(epochs=int(options.get("epochs", 300)), enable_gpu=False)
     model.set_random_state(seed)
+    if prep is not None:
+        prep.append((math.nan, cpu_seconds()))  # the CPU clock as the fit starts
     start = time.perf_counter()
     model.fit(data, discrete_columns=discrete)
     fit_s = time.perf_counter() - start
+    if prep is not None:
+        prep.append((math.nan, cpu_seconds()))  # and as it ends
     start = time.perf_counter()
     out = model.sample(rows)
     sample_s = time.perf_counter() - start
@@ -139,12 +153,6 @@ def run_gankit(train: pd.DataFrame, rows: int, seed: int,
     return out, fit_s, sample_s, dict(getattr(synth, "kinds", {}))
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process so far (all its threads)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def main(argv: list[str]) -> int:
     tool, meta_path, train_path, out_path = argv
     with open(meta_path) as f:
@@ -157,10 +165,12 @@ def main(argv: list[str]) -> int:
     report: dict = {}
     cpu_start = cpu_seconds()
     if tool == "ctgan":
-        prep: list[float] = []
+        prep: list[tuple[float, float]] = []
         out, fit_s, sample_s = run_ctgan(train, kinds, rows, seed, meta.get("options", {}), prep)
-        if len(prep) >= 2:  # the fit's own DataTransformer.fit and .transform
-            report["prep_s"] = prep[0] + prep[1]
+        if len(prep) == 4:  # fit starts, DataTransformer.fit, .transform, fit ends
+            report["prep_s"] = prep[1][0] + prep[2][0]
+            report["prep_cpu_s"] = prep[1][1] + prep[2][1]
+            report["fit_cpu_s"] = prep[3][1] - prep[0][1]
     elif tool == "gankit":
         out, fit_s, sample_s, report["kinds"] = run_gankit(train, rows, seed,
                                                            meta.get("options", {}))
