@@ -28,13 +28,19 @@ Choices (each documented where it is made):
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
 
 KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
 NUMERIC_KINDS = ("continuous", "integer", "datetime")
@@ -112,15 +118,15 @@ def ks_similarity(real: np.ndarray, synthetic: np.ndarray) -> float:
     return 1.0 - ks_statistic(a, b)
 
 
-def _shares(labels) -> dict:
-    counts: dict = {}
+def _shares(labels: Iterable[Hashable]) -> dict[Hashable, float]:
+    counts: dict[Hashable, int] = {}
     for v in labels:
         counts[v] = counts.get(v, 0) + 1
     total = sum(counts.values())
     return {k: c / total for k, c in counts.items()}
 
 
-def total_variation(real, synthetic) -> float:
+def total_variation(real: Iterable[Hashable], synthetic: Iterable[Hashable]) -> float:
     """Total variation distance between the empirical distributions of two sequences of
     hashable labels (strings, tuples)."""
     p, q = _shares(real), _shares(synthetic)
@@ -258,13 +264,13 @@ def _model_matrix(frames: list[pd.DataFrame], kinds: dict[str, str],
     return mats, mask
 
 
-def _classifier(mask: np.ndarray, seed: int):
+def _classifier(mask: np.ndarray, seed: int) -> HistGradientBoostingClassifier:
     from sklearn.ensemble import HistGradientBoostingClassifier
     return HistGradientBoostingClassifier(categorical_features=mask if mask.any() else None,
                                           early_stopping=True, random_state=seed)
 
 
-def _one_thread():
+def _one_thread() -> threadpool_limits:
     """A context in which OpenMP uses one thread: these fits are small, and on a busy machine
     HistGradientBoosting's spinning threads made them up to 30x slower (measured)."""
     from threadpoolctl import threadpool_limits
