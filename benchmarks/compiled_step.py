@@ -46,6 +46,7 @@ def compiled_step(tr: Trainer) -> tuple[float, callable]:
                 torch._foreach_lerp_(list(ema.parameters()), list(G.parameters()), 1 - decay)
         return torch.stack([loss_d.detach(), loss_g.detach()])
 
+    torch._functorch.config.donated_buffer = False  # needed with retain_graph above
     fn = torch.compile(step)
 
     def run() -> None:

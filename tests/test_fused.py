@@ -62,9 +62,9 @@ CASES = {
     "minimax": config("seed", loss={"name": "minimax"}),
     "least-squares": config("classic", loss={"name": "least_squares"}),
     "hinge": config("classic", loss={"name": "hinge"}),
-    "wasserstein-3-layers": config("classic", model={"g_hidden": [64, 32, 48],
-                                                     "d_hidden": [40, 24, 8]},
-                                   loss={"name": "wasserstein"}),
+    # (not wasserstein: its gradients cancel to rounding noise, which Adam scales up to lr)
+    "3-layers": config("classic", model={"g_hidden": [64, 32, 48], "d_hidden": [40, 24, 8]},
+                       loss={"name": "least_squares"}),
     "foreach-adam": config("classic", fused_adam=False, betas_d=[0.0, 0.9], lr_d=1e-3),
     "points": config("mixture", model={"clusters": 0}, data={"source": "ring8"}, batch_size=64),
 }

@@ -20,7 +20,7 @@ the reason and the generic step runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,7 +125,7 @@ class Flat:
             view = self.view(self.param, p)
             view.copy_(p.detach())
             p.data = view
-        self.steps: list[torch.Tensor] = []
+        self.counts: torch.Tensor | None = None
 
     def view(self, flat: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """``p``'s slice of the flat buffer ``flat``, shaped like ``p``."""
@@ -142,33 +142,36 @@ class Flat:
         return bool(state) and state.get("exp_avg") is self._first
 
     def bind(self) -> None:
-        """Make the optimizer's state the flat moments (carrying over any state it holds)."""
-        if self.steps and self._bound():
+        """Make the optimizer's state the flat moments (carrying over any state it holds).
+
+        Each parameter's step count is its own element of one small tensor, so one addition
+        counts them all.
+        """
+        if self.counts is not None and self._bound():
             return
-        self.steps = []
-        for p, (lo, hi) in zip(self.params, self.spans, strict=True):
+        self.counts = torch.zeros(len(self.params), device=self.param.device)
+        for i, (p, (lo, hi)) in enumerate(zip(self.params, self.spans, strict=True)):
             state = self.opt.state[p]
             m, v = self.exp_avg[lo:hi].view(p.shape), self.exp_avg_sq[lo:hi].view(p.shape)
             if "exp_avg" in state:
                 m.copy_(state["exp_avg"])
                 v.copy_(state["exp_avg_sq"])
-                step = state["step"]
+                self.counts[i] = state["step"]
             else:
                 m.zero_()
                 v.zero_()
-                step = torch.zeros((), dtype=torch.float32, device=p.device)
-            state["step"], state["exp_avg"], state["exp_avg_sq"] = step, m, v
-            self.steps.append(step)
+            state["step"], state["exp_avg"], state["exp_avg_sq"] = self.counts[i], m, v
         self._first = self.opt.state[self.params[0]]["exp_avg"]
+        self._count = self.counts[0]
 
     def adam(self) -> None:
         """One Adam step of all the parameters from the flat gradient (as torch's fused Adam)."""
         self.bind()
         group = self.opt.param_groups[0]
         beta1, beta2 = group["betas"]
-        torch._foreach_add_(self.steps, 1)
+        self.counts.add_(1.0)
         torch._fused_adam_([self.param], [self.grad], [self.exp_avg], [self.exp_avg_sq], [],
-                           [self.steps[0]], lr=group["lr"], beta1=beta1, beta2=beta2,
+                           [self._count], lr=group["lr"], beta1=beta1, beta2=beta2,
                            weight_decay=0.0, eps=group["eps"], amsgrad=False, maximize=False)
 
 
@@ -181,39 +184,49 @@ class Dense:
     grad_w: torch.Tensor  # views into the player's flat gradient
     grad_b: torch.Tensor
     sn: nn.Module | None = None
-    w_sn: torch.Tensor | None = None  # W / sigma of the current D pass
-    sigma: torch.Tensor | None = None
-    u: torch.Tensor | None = None  # u, v of the current pass (clones of the buffers)
-    v: torch.Tensor | None = None
+    scale: float = 1.0  # with spectral norm: 1 / sigma of the current pass
 
-    def normalise(self) -> torch.Tensor:
-        """The weight the layer applies: W, or W / sigma after one power iteration (in
-        training mode) on the module's u and v buffers, as the parametrization does."""
+    def normalise(self) -> None:
+        """With spectral norm: the power iteration (in training mode) on the module's u and v
+        buffers, as the parametrization does, and 1 / sigma of the weight for this pass."""
         sn = self.sn
         if sn is None:
-            return self.weight
-        w = self.weight.detach()
-        with torch.no_grad():
-            if sn.training:
-                for _ in range(sn.n_power_iterations):
-                    sn._u = F.normalize(torch.mv(w, sn._v), dim=0, eps=sn.eps, out=sn._u)
-                    sn._v = F.normalize(torch.mv(w.H, sn._u), dim=0, eps=sn.eps, out=sn._v)
-            self.u, self.v = sn._u.clone(), sn._v.clone()
-            self.sigma = torch.vdot(self.u, torch.mv(w, self.v))
-            self.w_sn = torch.div(w, self.sigma, out=self.w_sn)
-        return self.w_sn
-
-    def weight_grad(self, g_out: torch.Tensor, x_in: torch.Tensor) -> None:
-        """Write d loss / d W and d loss / d b for the layer's output gradient ``g_out``."""
-        torch.sum(g_out, 0, out=self.grad_b)
-        if self.sn is None:
-            torch.mm(g_out.t(), x_in, out=self.grad_w)
             return
-        # W_sn = W / sigma, sigma = u^T W v (u, v constants): dW = G / s - <G, W> / s^2 u v^T
-        g = torch.mm(g_out.t(), x_in)
-        coef = torch.vdot(g.view(-1), self.weight.detach().view(-1)).div_(self.sigma ** 2)
-        torch.div(g, self.sigma, out=self.grad_w)
-        self.grad_w.addr_(self.u * coef, self.v, alpha=-1.0)
+        w = self.weight.detach()
+        u, v = sn._u, sn._v
+        if sn.training:
+            for _ in range(sn.n_power_iterations):
+                torch.mv(w, v, out=u)
+                u.mul_(1.0 / max(float(torch.linalg.vector_norm(u)), sn.eps))
+                torch.mv(w.t(), u, out=v)
+                n = float(torch.linalg.vector_norm(v))
+                v.mul_(1.0 / max(n, sn.eps))
+            # sigma = u^T W v, and W^T u = n v (n at least eps, as normalize clamps it)
+            sigma = n * n / max(n, sn.eps)
+        else:
+            sigma = float(torch.vdot(u, torch.mv(w, v)))
+        self.scale = 1.0 / sigma
+
+    def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The layer on ``x`` (N, in), as normalised by the last ``normalise``."""
+        return torch.addmm(self.bias, x, self.weight.detach().t(), alpha=self.scale, out=out)
+
+    def backward(self, g_out: torch.Tensor, x_in: torch.Tensor, weights: bool,
+                 inputs: bool) -> torch.Tensor | None:
+        """From the gradient of the layer's output: its parameters' gradients into the flat
+        buffer (if ``weights``), and the gradient of its input (if ``inputs``)."""
+        w = self.weight.detach()
+        if weights:
+            torch.sum(g_out, 0, out=self.grad_b)
+        g = g_out if self.sn is None else g_out * self.scale
+        if weights:
+            torch.mm(g.t(), x_in, out=self.grad_w)
+            if self.sn is not None:
+                # W_sn = W / s with s = u^T W v (u, v constants): with G the gradient of W_sn,
+                # dW = G / s - <G, W> / s^2 u v^T, where G / s is what grad_w holds now.
+                coef = float(torch.vdot(self.grad_w.view(-1), w.view(-1))) * self.scale
+                self.grad_w.addr_(self.sn._u, self.sn._v, alpha=-coef)
+        return torch.mm(g, w) if inputs else None
 
 
 def _layers(net: nn.Sequential, flat: Flat) -> Iterator[Dense]:
@@ -244,12 +257,9 @@ class MLP:
         n = len(self.layers)
         for i, layer in enumerate(self.layers):
             self.inputs.append(h)
-            w = layer.normalise()
+            layer.normalise()
             last = i == n - 1
-            if last and self.output == "linear" and out is not None:
-                h = torch.addmm(layer.bias, h, w.t(), out=out)
-            else:
-                h = torch.addmm(layer.bias, h, w.t())
+            h = layer.forward(h, out if last and self.output == "linear" else None)
             if not last:
                 h = F.leaky_relu_(h, self.slope) if self.slope else F.relu_(h)
         if self.output == "sigmoid":
@@ -268,13 +278,8 @@ class MLP:
         elif self.output == "tanh":
             g = torch.ops.aten.tanh_backward(g, self.y)
         for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
             x_in = self.inputs[i]
-            if weights:
-                layer.weight_grad(g, x_in)
-            if i == 0 and not inputs:
-                return None
-            g = torch.mm(g, layer.w_sn if layer.sn is not None else layer.weight.detach())
+            g = self.layers[i].backward(g, x_in, weights, inputs or i > 0)
             if i > 0:  # through the activation, whose output is this layer's input
                 if self.slope:
                     g = torch.ops.aten.leaky_relu_backward(g, x_in, self.slope, True)
@@ -283,45 +288,51 @@ class MLP:
         return g
 
 
-def _logit_grads(name: str, real_label: float
-                 ) -> tuple[Callable[..., tuple[torch.Tensor, torch.Tensor]],
-                            Callable[..., tuple[torch.Tensor, torch.Tensor]]]:
-    """(D, G) functions from logits to (loss, d loss / d logits) for the loss ``name``."""
-    d_fn, g_fn = LOSSES[name]
-    if name in CLOSED_FORM:
-        def d_grad(real: torch.Tensor, fake: torch.Tensor, p_real: torch.Tensor,
-                   p_fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            # d/dx softplus(-x) = sigmoid(x) - 1, d/dx softplus(x) = sigmoid(x)
-            loss = d_fn(real, fake, real_label)
-            n = real.shape[0]
-            return loss, torch.cat([p_real - real_label, p_fake]).div_(n)
+class LogitLoss:
+    """The adversarial loss on D's logits: the loss and its gradient with respect to them.
 
-        sign = 1.0 if name == "non_saturating" else -1.0
+    The cross-entropy losses have theirs written out (d/dx softplus(-x) = sigmoid(x) - 1,
+    d/dx softplus(x) = sigmoid(x)); the others take autograd over the loss of ``losses`` on the
+    logits alone, a few vector operations.
+    """
 
-        def g_grad(fake: torch.Tensor, p_fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            loss = g_fn(fake)
-            grad = (p_fake - 1.0) if sign > 0 else -p_fake
-            return loss, grad.div_(fake.shape[0])
+    def __init__(self, name: str, real_label: float, batch: int, device: torch.device) -> None:
+        self.d_fn, self.g_fn = LOSSES[name]
+        self.closed = name in CLOSED_FORM
+        self.minimax = name == "minimax"
+        self.real_label = real_label
+        b = self.batch = batch
+        # softplus(sign * logits) is each half's cross-entropy term (real: -x, fake: +x)
+        self.sign = torch.cat([-torch.ones(b), torch.ones(b)]).to(device)
+        self.offset = torch.cat([torch.full((b,), -real_label / b), torch.zeros(b)]).to(device)
+        self.minus = torch.full((b,), -1.0 / b, device=device)
 
-        return d_grad, g_grad
+    def d(self, logits: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's loss and d loss / d logits, for the real and fake logits (2N,) one after the
+        other and their sigmoids ``p``."""
+        b = self.batch
+        if not self.closed:
+            with torch.enable_grad():
+                x = logits.detach().requires_grad_(True)
+                loss = self.d_fn(x[:b], x[b:], self.real_label)
+                (grad,) = torch.autograd.grad(loss, x)
+            return loss.detach(), grad
+        loss = F.softplus(logits * self.sign).view(2, b).mean(1).sum()
+        if self.real_label != 1.0:  # l sp(-x) + (1 - l) sp(x) = sp(-x) + (1 - l) x
+            loss = loss + (1.0 - self.real_label) * logits[:b].mean()
+        return loss, torch.add(self.offset, p, alpha=1.0 / b)
 
-    def d_auto(real: torch.Tensor, fake: torch.Tensor, p_real: torch.Tensor,
-               p_fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.enable_grad():
-            logits = torch.cat([real, fake]).requires_grad_(True)
-            n = real.shape[0]
-            loss = d_fn(logits[:n], logits[n:], real_label)
-            (grad,) = torch.autograd.grad(loss, logits)
-        return loss.detach(), grad
-
-    def g_auto(fake: torch.Tensor, p_fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.enable_grad():
-            logits = fake.detach().requires_grad_(True)
-            loss = g_fn(logits)
-            (grad,) = torch.autograd.grad(loss, logits)
-        return loss.detach(), grad
-
-    return d_auto, g_auto
+    def g(self, logits: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """G's loss and d loss / d logits, for D's logits of the fake batch and their sigmoids."""
+        if not self.closed:
+            with torch.enable_grad():
+                x = logits.detach().requires_grad_(True)
+                loss = self.g_fn(x)
+                (grad,) = torch.autograd.grad(loss, x)
+            return loss.detach(), grad
+        if self.minimax:  # -softplus(x)
+            return -F.softplus(logits).mean(), p.mul(-1.0 / self.batch)
+        return F.softplus(-logits).mean(), torch.add(self.minus, p, alpha=1.0 / self.batch)
 
 
 class FusedStep:
@@ -342,8 +353,9 @@ class FusedStep:
                 view = self.flat_g.view(self.ema, q)
                 view.copy_(p.detach())
                 p.data = view
-        self.d_grad, self.g_grad = _logit_grads(trainer.cfg.loss.name, trainer.cfg.loss.real_label)
         b = self.batch = trainer.draw  # one process: it keeps all it draws
+        self.loss = LogitLoss(trainer.cfg.loss.name, trainer.cfg.loss.real_label, b,
+                              trainer.device)
         self.both = torch.empty(2 * b, *trainer.image_shape, device=trainer.device)
 
     @torch.no_grad()
@@ -364,8 +376,7 @@ class FusedStep:
             self.g.forward(tr._noise(), out=flat[b:])
             logits = self.d.forward(flat).view(-1)
             p = torch.sigmoid(logits)
-            real_logits, fake_logits = logits[:b], logits[b:]
-            loss_d, g_logits = self.d_grad(real_logits, fake_logits, p[:b], p[b:])
+            loss_d, g_logits = self.loss.d(logits, p)
             self.d.backward(g_logits.view(-1, 1), inputs=False)
             self.flat_d.adam()
         d_stats = p.view(2, b).mean(1)
@@ -374,7 +385,7 @@ class FusedStep:
             self.g.forward(tr._noise(), out=flat[b:])
         fake = flat[b:]
         fake_out = self.d.forward(fake).view(-1)
-        loss_g, g_fake = self.g_grad(fake_out, torch.sigmoid(fake_out))
+        loss_g, g_fake = self.loss.g(fake_out, torch.sigmoid(fake_out))
         g_x = self.d.backward(g_fake.view(-1, 1), weights=False)
         self.g.backward(g_x, inputs=False)
         self.flat_g.adam()
@@ -382,6 +393,6 @@ class FusedStep:
         if self.ema is not None:
             decay = min(t.ema, (1.0 + tr.step) / (10.0 + tr.step))
             self.ema.lerp_(self.flat_g.param, 1.0 - decay)
-        tr._acc += torch.cat([torch.stack([loss_d, loss_g]), d_stats])
+        tr._acc += torch.cat([loss_d.view(1), loss_g.view(1), d_stats])
         tr._acc_steps += 1
         tr.step += 1
