@@ -48,3 +48,10 @@ def test_gpu_dcgan_runs_or_says_why_not() -> None:
     out = run("gpu_dcgan.py", "--seconds", "0.2", "--repeats", "1", "--warmup", "1",
               "--set", "model.base_channels=8")
     assert "no CUDA device" in out or ("fp16" in out and "images/s" in out)
+
+
+def test_textbook_script_trains_and_saves_samples(tmp_path: Path) -> None:
+    out = tmp_path / "grid.png"
+    printed = run("textbook_script.py", "--steps", "3", "--out", str(out))
+    assert "step 0: loss_D" in printed
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -165,3 +165,14 @@ def test_presets_seed_and_classic_take_the_fused_step() -> None:
     for preset in ("seed", "classic"):
         cfg = resolve(preset, values={"train": SMALL})
         assert Trainer(cfg, gankit.load_data(cfg.data)).step_kind == "fused"
+
+
+def test_the_guard_reads_the_fused_gradients() -> None:
+    from gankit.training.guard import health
+
+    cfg = CASES["classic"]
+    fast, slow = trained(cfg, 3, True), trained(cfg, 3, False)
+    a, b = health(fast), health(slow)
+    assert a["grad_norm_g"] > 0 and a["grad_norm_d"] > 0
+    for key in a:
+        assert a[key] == pytest.approx(b[key], rel=1e-4), key

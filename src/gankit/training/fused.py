@@ -102,9 +102,9 @@ def _spectral_norm(module: nn.Module) -> nn.Module | None:
 class Flat:
     """One player's parameters, gradients and Adam moments, each one contiguous buffer.
 
-    The parameters of ``module`` become views into ``param``; the optimizer's per-parameter
-    moments become views into ``exp_avg`` and ``exp_avg_sq`` (re-bound whenever the optimizer's
-    state was replaced, as ``load_state_dict`` does).
+    The parameters become views into ``param`` (their ``.grad`` into ``grad``); the optimizer's
+    per-parameter moments become views into ``exp_avg`` and ``exp_avg_sq`` (re-bound whenever
+    the optimizer's state was replaced, as ``load_state_dict`` does).
     """
 
     def __init__(self, params: list[nn.Parameter], opt: torch.optim.Adam) -> None:
@@ -125,6 +125,7 @@ class Flat:
             view = self.view(self.param, p)
             view.copy_(p.detach())
             p.data = view
+            p.grad = self.view(self.grad, p)  # what the guard reads, as after a generic step
         self.counts: torch.Tensor | None = None
 
     def view(self, flat: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
