@@ -19,6 +19,10 @@ skipped with a note where jax and optax are not installed (pip install 'gankit[b
     python benchmarks/speed.py                       # the full table
     python benchmarks/speed.py --cases classic:128 --repeats 3 --seconds 2
     python benchmarks/speed.py --device cuda         # both loops on the GPU (peak memory: GPU)
+    python benchmarks/speed.py --clock cpu           # a shared machine: CPU seconds, not wall
+
+``--clock cpu`` times everything (the matmul peak too) in the process's CPU seconds: on one
+thread that is what a step costs with a core to itself, even while other work shares the machine.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from gankit.config import Config
 from gankit.training import fast
 from gankit.training.trainer import Trainer
 
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 DEFAULT_CASES = ["seed:64", "seed:128", "seed:512", "classic:64", "classic:128", "classic:512",
                  "dcgan:64", "dcgan:128"]
 
@@ -70,21 +75,22 @@ def sync(device: torch.device) -> None:
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0,
-                device: str | torch.device = "cpu") -> float:
+                device: str | torch.device = "cpu",
+                clock: Callable[[], float] = time.perf_counter) -> float:
     """Achieved GFLOP/s of an n×n matmul in ``dtype`` on ``device``."""
     device = torch.device(device)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     a @ b
     sync(device)
-    count, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    count, t0 = 0, clock()
+    while clock() - t0 < seconds:
         a @ b
         count += 1
         if device.type == "cuda" and count % 50 == 0:
             sync(device)
     sync(device)
-    return 2 * n**3 * count / (time.perf_counter() - t0) / 1e9
+    return 2 * n**3 * count / (clock() - t0) / 1e9
 
 
 def flops_per_step(step: Callable[[], None]) -> int:
@@ -95,8 +101,8 @@ def flops_per_step(step: Callable[[], None]) -> int:
     return counter.get_total_flops()
 
 
-def time_steps(step: Callable[[], None], seconds: float,
-               device: str | torch.device = "cpu") -> tuple[float, float]:
+def time_steps(step: Callable[[], None], seconds: float, device: str | torch.device = "cpu",
+               clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
     """(ms per step, peak memory MiB) over about ``seconds`` of steps, after a short warm-up.
 
     Peak memory is the process's resident set on the CPU, and the allocated GPU memory on CUDA.
@@ -109,14 +115,14 @@ def time_steps(step: Callable[[], None], seconds: float,
     reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    count, t0 = 0, time.perf_counter()
+    count, t0 = 0, clock()
     while True:
         step()
         count += 1
-        if time.perf_counter() - t0 >= seconds and count >= 5:
+        if clock() - t0 >= seconds and count >= 5:
             break
     sync(device)
-    elapsed = time.perf_counter() - t0
+    elapsed = clock() - t0
     if device.type == "cuda":
         return 1000 * elapsed / count, torch.cuda.max_memory_allocated(device) / 2**20
     return 1000 * elapsed / count, peak_rss_mb()
@@ -141,7 +147,8 @@ def jax_loop(cfg: Config, ours: Trainer, jax_note: str | None, jax_threads: int,
 
 def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: list[str],
              peak: Callable[[int], float], threads: int, default_threads: int,
-             device: str = "cpu", jax_note: str | None = None, jax_threads: int = 0) -> dict:
+             device: str = "cpu", jax_note: str | None = None, jax_threads: int = 0,
+             clock: Callable[[], float] = time.perf_counter) -> dict:
     """Alternate reference, gankit and JAX for one case; medians of the repeats.
 
     All loops run on the same number of threads: ``threads``, else the preset's
@@ -160,7 +167,7 @@ def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: l
     mem: dict[str, list[float]] = {name: [] for name, _ in loops}
     for _ in range(repeats):
         for name, loop in loops:
-            t, m = time_steps(loop.train_step, seconds, ours.device)
+            t, m = time_steps(loop.train_step, seconds, ours.device, clock)
             ms[name].append(t)
             mem[name].append(m)
     out = {"case": f"{preset}:{batch}", "flops": flops, "threads": torch.get_num_threads(),
@@ -186,7 +193,10 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="config override for gankit")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both loops)")
     ap.add_argument("--no-jax", action="store_true", help="skip the JAX column")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="wall seconds, or the process's CPU seconds (a shared machine)")
     args = ap.parse_args()
+    clock = CLOCKS[args.clock]
     device = torch.device(args.device)
     default_threads = torch.get_num_threads()
     # XLA takes its thread count once, before it starts: the first fully connected case's.
@@ -206,7 +216,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     where = (f"{torch.cuda.get_device_name(device)} ({device})" if device.type == "cuda" else
              f"{os.cpu_count()} CPUs, CPU capability {torch.backends.cpu.get_cpu_capability()}")
-    print(f"torch {torch.__version__}, {where}")
+    print(f"torch {torch.__version__}, {where}, {args.clock} clock")
     peaks: dict[int, float] = {}
 
     def peak32(threads: int) -> float:
@@ -218,10 +228,10 @@ def main() -> None:
             else:
                 n, on = 2048, f"{threads} threads"
                 bf16 = fast.cpu_bf16()
-            peaks[threads] = matmul_peak(torch.float32, n, device=device)
+            peaks[threads] = matmul_peak(torch.float32, n, device=device, clock=clock)
             line = f"matmul peak ({n}², measured, {on}): fp32 {peaks[threads]:.1f}"
             if bf16:
-                line += f", bf16 {matmul_peak(torch.bfloat16, n, device=device):.1f}"
+                line += f", bf16 {matmul_peak(torch.bfloat16, n, device=device, clock=clock):.1f}"
             print(line + " GFLOP/s", flush=True)
         return peaks[threads]
 
@@ -237,7 +247,7 @@ def main() -> None:
             print(f"{case:12s} skipped: no preset '{preset}'")
             continue
         r = run_case(preset, int(batch), args.repeats, args.seconds, args.set, peak32,
-                     args.threads, default_threads, args.device, jax_note, jax_threads)
+                     args.threads, default_threads, args.device, jax_note, jax_threads, clock)
         if not shown:
             print(header)
             shown = True
