@@ -142,6 +142,15 @@ def test_quiet_off_reports_progress(tmp_path: Path, capsys: pytest.CaptureFixtur
     out, err = capsys.readouterr()
     assert out == ""
     assert "training preset 'classic' on 'digits'" in err and "finished at step 2" in err
+    assert ", fused step" in err.splitlines()[0]  # the start line says which step runs
+
+
+def test_start_line_names_the_generic_step_and_why(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--steps", "1", "--out", str(run), *TINY,
+                 "--set", "reg.gp_weight=1"]) == 0
+    assert ", generic (a gradient penalty) step" in capsys.readouterr().err.splitlines()[0]
 
 
 # -- user errors: exit code 2 and exactly one line ----------------------------------------------

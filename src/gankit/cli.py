@@ -168,7 +168,7 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
     split = (f", global batch {cfg.train.batch_size} = {world.size} processes x {trainer.batch}"
              if world.size > 1 else "")
     say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({shape}) "
-        f"for {cfg.train.steps} steps into {out}{split}")
+        f"for {cfg.train.steps} steps into {out}{split}, {trainer.step_kind} step")
     with stop_on_signals(trainer) as caught:
         try:
             trainer.fit(progress=not quiet)

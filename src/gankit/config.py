@@ -141,6 +141,7 @@ class TrainConfig:
     fused_adam: bool = True  # one fused Adam kernel where torch supports it
     reuse_fake: bool = True  # with d_steps = 1, G's step reuses the batch D just scored
     channels_last: bool = True  # NHWC memory layout for convolutional networks
+    fused_step: bool = True  # the fused step (training/fused.py) where the config allows it
     shared_draws: bool = False  # torchrun: every rank draws the global batch, keeps its slice
     log_every: int = 100
     sample_every: int = 1000

@@ -18,7 +18,7 @@ from ..data.base import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
 from ..recipe import Recipe
-from . import checkpoint, devices, distributed, fast
+from . import checkpoint, devices, distributed, fast, fused
 from .evaluation import Evaluator
 from .guard import Guard, weights_finite
 from .progress import Progress
@@ -115,6 +115,9 @@ class Trainer:
         self.guard = Guard(cfg.guard)
         self.stop_requested = False
         self._stop_agreed = False  # under torchrun: whether any rank asked to stop this step
+        # The fused step where the config allows it (training/fused.py), else the generic one.
+        self._fused, why = fused.build(self)
+        self.step_kind = "fused" if self._fused is not None else f"generic ({why})"
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -124,6 +127,8 @@ class Trainer:
 
     def train_step(self) -> None:
         """One iteration: ``d_steps`` discriminator updates, one generator update, EMA."""
+        if self._fused is not None:
+            return self._fused()
         t, r = self.cfg.train, self.recipe
         b = self.draw  # this rank's share of the batch is [self.part] of it
         # With one D step, G's step reuses the batch D just saw (as the textbook loop does):
