@@ -30,8 +30,10 @@ def test_speed_prints_the_table() -> None:
 
 def test_time_to_quality_prints_curves() -> None:
     out = run("time_to_quality.py", "--seconds", "0.6", "--every", "0.3", "--seeds", "0",
-              "--num", "200", "--runs", "gankit classic")
-    assert "gankit classic seed 0:" in out and "time to FD <=" in out
+              "--num", "200", "--runs", "gankit classic", "reference (textbook seed model)")
+    assert "gankit classic seed 0:" in out and "seconds to FD <=" in out
+    row = [line for line in out.splitlines() if line.startswith("gankit classic ")][-1]
+    assert len(row.split()) == 2 + 3 + 4  # name, FD <= 5 / 3 / 2, final FD, P, R, C
 
 
 def test_classic_ablation_prints_rows() -> None:
@@ -43,3 +45,10 @@ def test_gpu_dcgan_runs_or_says_why_not() -> None:
     out = run("gpu_dcgan.py", "--seconds", "0.2", "--repeats", "1", "--warmup", "1",
               "--set", "model.base_channels=8")
     assert "no CUDA device" in out or ("fp16" in out and "images/s" in out)
+
+
+def test_digits_ablation_prints_rows() -> None:
+    out = run("digits_ablation.py", "--at", "2", "3", "--num", "100", "--only",
+              "conditional classic")
+    rows = [line for line in out.splitlines() if line.startswith("conditional classic")]
+    assert [line.split()[3] for line in rows] == ["2", "3"]  # seed, step after the name

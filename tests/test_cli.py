@@ -141,7 +141,7 @@ def test_quiet_off_reports_progress(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["train", "--steps", "2", "--out", str(run), *TINY]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert "training preset 'classic' on 'digits'" in err and "finished at step 2" in err
+    assert "training preset 'digits' on 'digits'" in err and "finished at step 2" in err
 
 
 # -- user errors: exit code 2 and exactly one line ----------------------------------------------
