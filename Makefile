@@ -1,4 +1,4 @@
-# gankit: `make demo` trains the classic GAN on the built-in digits; `make test` runs the checks.
+# gankit: `make demo` trains the default GAN on the built-in digits; `make test` runs the checks.
 PYTHON ?= python3
 VENV   ?= .venv
 # The CPU build of PyTorch (served locally on our machines); override for another build.

@@ -35,8 +35,10 @@ def test_speed_prints_the_table() -> None:
 
 def test_time_to_quality_prints_curves() -> None:
     out = run("time_to_quality.py", "--seconds", "0.6", "--every", "0.3", "--seeds", "0",
-              "--num", "200", "--runs", "gankit classic")
-    assert "gankit classic seed 0:" in out and "time to FD <=" in out
+              "--num", "200", "--runs", "gankit classic", "reference (textbook seed model)")
+    assert "gankit classic seed 0:" in out and "seconds to FD <=" in out
+    row = [line for line in out.splitlines() if line.startswith("gankit classic ")][-1]
+    assert len(row.split()) == 2 + 3 + 4  # name, FD <= 5 / 3 / 2, final FD, P, R, C
 
 
 def test_classic_ablation_prints_rows() -> None:
@@ -55,3 +57,10 @@ def test_textbook_script_trains_and_saves_samples(tmp_path: Path) -> None:
     printed = run("textbook_script.py", "--steps", "3", "--out", str(out))
     assert "step 0: loss_D" in printed
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_digits_ablation_prints_rows() -> None:
+    out = run("digits_ablation.py", "--at", "2", "3", "--num", "100", "--only",
+              "conditional classic")
+    rows = [line for line in out.splitlines() if line.startswith("conditional classic")]
+    assert [line.split()[3] for line in rows] == ["2", "3"]  # seed, step after the name

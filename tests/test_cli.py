@@ -141,15 +141,18 @@ def test_quiet_off_reports_progress(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["train", "--steps", "2", "--out", str(run), *TINY]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert "training preset 'classic' on 'digits'" in err and "finished at step 2" in err
-    assert ", fused step" in err.splitlines()[0]  # the start line says which step runs
+    assert "training preset 'digits' on 'digits'" in err and "finished at step 2" in err
+    # the start line says which step runs: the default is class-conditional
+    assert ", generic (a conditioned model) step" in err.splitlines()[0]
 
 
-def test_start_line_names_the_generic_step_and_why(tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "run"
-    assert main(["train", "--steps", "1", "--out", str(run), *TINY,
-                 "--set", "reg.gp_weight=1"]) == 0
+def test_start_line_names_the_fused_or_generic_step_and_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--preset", "classic", "--steps", "1", "--out", str(tmp_path / "a"),
+                 *TINY]) == 0
+    assert ", fused step" in capsys.readouterr().err.splitlines()[0]
+    assert main(["train", "--preset", "classic", "--steps", "1", "--out", str(tmp_path / "b"),
+                 *TINY, "--set", "reg.gp_weight=1"]) == 0
     assert ", generic (a gradient penalty) step" in capsys.readouterr().err.splitlines()[0]
 
 
@@ -276,11 +279,40 @@ def test_resume_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert main(["train", "--steps", "2", "--out", "run", "--quiet", *TINY]) == 0
     capsys.readouterr()
     expect_error(capsys, ["train", "--resume", "--out", "run", "--batch-size", "8"],
-                 "--batch-size")
+                 "train.batch_size differs", "has 16", "gives 8")
     expect_error(capsys, ["train", "--resume", "--out", "run", "--set", "train.lr_g=0.1"],
-                 "--set")
-    expect_error(capsys, ["train", "--resume", "--out", "run", "--preset", "seed"], "--preset")
+                 "train.lr_g differs", "has 0.0002", "gives 0.1")
+    expect_error(capsys, ["train", "--resume", "--out", "run", "--preset", "seed"],
+                 "preset differs", '"classic"', '"seed"')
+    expect_error(capsys, ["train", "--resume", "--out", "run", "--data", "ring8"],
+                 "data.source differs", '"digits"', '"ring8"')
+    expect_error(capsys, ["train", "--resume", "--out", "run", "--set", "train.nope=1"],
+                 "train.nope")
     assert checkpoint.latest(tmp_path / "run" / "checkpoints")["step"] == 2
+
+
+def test_resume_as_typed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The first command again with --resume (and more --steps) continues the run, bitwise as an
+    unbroken run; a repeated value that differs is refused naming the key and both values."""
+    (tmp_path / "my.toml").write_text("[train]\nlr_d = 3e-4\n")
+    typed = ["--preset", "classic", "--data", "digits", "--seed", "1", "--eval-every", "0",
+             "--config", "my.toml", "--set", "train.lr_g=2e-4", "--quiet", *TINY]
+    assert main(["train", *typed, "--steps", "3", "--out", "run"]) == 0
+    # The issue's example, with the rest of the first command.
+    assert main(["train", "--preset", "classic", "--data", "digits", "--steps", "6", "--seed", "1",
+                 "--out", "run", "--resume", *typed[6:]]) == 0
+    assert main(["train", *typed, "--steps", "6", "--out", "whole"]) == 0
+    resumed, whole = load_run(tmp_path / "run"), load_run(tmp_path / "whole")
+    assert resumed.step == whole.step == 6 and resumed.config == whole.config
+    assert resumed.config.train.lr_d == 3e-4 and resumed.config.train.seed == 1
+    np.testing.assert_array_equal(resumed.sample(4, seed=0), whole.sample(4, seed=0))
+    capsys.readouterr()
+    expect_error(capsys, ["train", "--resume", "--out", "run", "--seed", "2", "--steps", "9"],
+                 "train.seed differs", "has 1", "gives 2", "--steps and --devices")
+    (tmp_path / "other.toml").write_text("[model]\ng_hidden = [64]\n")
+    expect_error(capsys, ["train", "--resume", "--out", "run", "--config", "other.toml"],
+                 "model.g_hidden differs", "[128, 128]", "[64]")
+    assert load_run(tmp_path / "run").step == 6
 
 
 def test_sample_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -58,11 +58,12 @@ def test_defaults() -> None:
     assert isinstance(cfg.train.lr_g, float) and cfg.train.lr_g == 2e-4
 
 
-def test_resolve_without_arguments_uses_classic() -> None:
+def test_resolve_without_arguments_uses_the_digits_default() -> None:
     cfg = resolve()
-    assert cfg.preset == "classic"
-    assert cfg == resolve("classic")
+    assert cfg.preset == "digits" and cfg.data.source == "digits"
+    assert cfg == resolve("digits")
     assert cfg.model.output == "tanh" and cfg.model.d_spectral_norm is True
+    assert cfg.model.conditional and cfg.train.steps == 3000
     assert cfg.train.ema > 0
 
 

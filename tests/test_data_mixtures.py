@@ -38,13 +38,14 @@ def test_points_and_labels(name: str) -> None:
 
 
 def test_mixture_preset_is_picked_when_none_is_named(tmp_path) -> None:
-    assert set(DEFAULT_PRESETS) == set(MIXTURES) | {"stacked-digits"}
+    assert set(DEFAULT_PRESETS) == set(MIXTURES) | {"stacked-digits", "digits"}
     assert resolve(values={"data": {"source": "stacked-digits"}}).preset == "stacked"
     assert resolve(values={"data": {"source": "ring8"}}).preset == "mixture"
     assert resolve(overrides=["data.source=grid25"]).preset == "mixture-grid"
     (tmp_path / "c.toml").write_text('[data]\nsource = "ring8"\n')
     assert resolve(file=tmp_path / "c.toml").preset == "mixture"
     assert resolve("classic", values={"data": {"source": "ring8"}}).preset == "classic"
-    assert resolve(values={"data": {"source": "digits"}}).preset == "classic"
+    assert resolve(values={"data": {"source": "digits"}}).preset == "digits"
+    assert resolve(values={"data": {"source": "mnist"}}).preset == "classic"
     cfg = resolve(values={"data": {"source": "ring8"}})
     assert cfg.model.output == "linear"

@@ -127,3 +127,33 @@ def test_ring8_run_sample_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture
     assert scores["num"] == 64 and 0 <= scores["modes"] <= 8
     assert main(["eval", str(run), "--json", "--num", "50"]) == 0
     assert json.loads(capsys.readouterr().out)["data"] == "ring8"
+
+
+def test_class_scores_measure_diversity_within_each_class() -> None:
+    """Real digits under their own labels are diverse in every class; one image per class, repeated,
+    is the right class but has no diversity; swapped labels miss the class."""
+    from gankit.evaluation import class_scores
+
+    data = gankit.load_data(resolve("classic").data)
+    ref = evaluate.reference(data)
+    x, y = data.images[:600], data.labels[:600].numpy()
+    real = class_scores(x, y, ref)
+    assert real["class_hit"] > 0.95
+    assert real["class_recall_min"] > 0.4 and real["class_coverage_min"] > 0.4, real
+    first = {int(k): int(np.flatnonzero(y == k)[0]) for k in np.unique(y)}
+    same = x[[first[int(k)] for k in y]]
+    dull = class_scores(same, y, ref)
+    assert dull["class_hit"] > 0.95
+    # One point per class lies in a few of that class's real 5-NN balls (~50 reals a class here).
+    assert dull["class_recall_min"] < 0.05 and dull["class_coverage_min"] < 0.2, dull
+    assert class_scores(x, (y + 1) % 10, ref)["class_hit"] < 0.2
+
+
+def test_eval_of_a_conditional_run_reports_class_scores(tmp_path: Path) -> None:
+    cfg = resolve("digits", values={"train": {**TINY, "steps": 2}})
+    gankit.train(cfg, out=tmp_path / "run", progress=False)
+    from gankit.evaluation import evaluate_source
+
+    scores = evaluate_source(tmp_path / "run", num=200)
+    assert {"class_hit", "class_recall_min", "class_coverage_min"} <= set(scores)
+    assert 0 <= scores["class_recall_worst"] < 10 and 0.0 <= scores["class_hit"] <= 1.0

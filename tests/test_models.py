@@ -73,7 +73,7 @@ def test_param_counts_rgb() -> None:
 
 
 def test_custom_widths_and_activation() -> None:
-    cfg = resolve(overrides=["model.g_hidden=[7, 5, 3]", "model.d_hidden=[4]",
+    cfg = resolve("classic", overrides=["model.g_hidden=[7, 5, 3]", "model.d_hidden=[4]",
                              "model.activation=gelu", "model.latent_dim=2",
                              "model.d_spectral_norm=false"]).model
     g, d = models.build(cfg, (1, 4, 4))
@@ -98,7 +98,7 @@ def test_activation_table(name: str, cls: type) -> None:
 
 @pytest.mark.parametrize(("output", "lo", "hi"), [("tanh", -1.0, 1.0), ("sigmoid", 0.0, 1.0)])
 def test_output_ranges(output: str, lo: float, hi: float) -> None:
-    cfg = resolve(overrides=[f"model.output={output}"]).model
+    cfg = resolve("classic", overrides=[f"model.output={output}"]).model
     assert models.output_range(cfg) == (lo, hi)
     torch.manual_seed(0)
     g, _ = models.build(cfg, (1, 28, 28))
@@ -119,7 +119,7 @@ def test_spectral_norm_present_when_configured() -> None:
     keys = set(d.state_dict())
     assert "net.0.parametrizations.weight.original" in keys
     assert "net.0.parametrizations.weight.0._u" in keys
-    _, d_plain = models.build(resolve(overrides=["model.d_spectral_norm=false"]).model,
+    _, d_plain = models.build(resolve("classic", overrides=["model.d_spectral_norm=false"]).model,
                               (1, 28, 28))
     assert not any(parametrize.is_parametrized(m) for m in d_plain.net)
 

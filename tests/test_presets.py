@@ -21,7 +21,7 @@ from .test_trainer import assert_same, final_state, metrics
 
 SMALL = {"batch_size": 16, "log_every": 10, "sample_every": 20, "checkpoint_every": 20,
          "grid_size": 10, "threads": 1}
-SHIPPED = ("classic", "seed", "dcgan", "wgan-gp", "sngan", "cgan", "pacgan")
+SHIPPED = ("digits", "classic", "seed", "dcgan", "wgan-gp", "sngan", "cgan", "pacgan")
 
 
 def test_the_issue_presets_are_shipped() -> None:
@@ -133,3 +133,19 @@ def test_conditional_model_makes_the_asked_class(tmp_path: Path) -> None:
                      progress=False)
         gankit.load_run(unconditional).sample(2, label=1)
     assert checkpoint.list_steps(out / "checkpoints") == [600]
+
+
+def test_default_digits_recipe_quality(tmp_path: Path) -> None:
+    """`gankit train`'s recipe for the built-in digits, cut from 3,000 to 800 steps (seconds on
+    one core), still makes every digit on demand and good digits. Calibrated on seeds 0 and 1:
+    FD 12.0 / 13.1, precision 0.60 / 0.66, 10 classes, class KL 0.001 / 0.002 (1,000 samples);
+    the unconditional `classic` recipe is at FD 30, 7 classes, KL 0.57 after 1,000 steps."""
+    from gankit.evaluation import evaluate_source
+
+    cfg = resolve(values={"train": {"steps": 800, "seed": 0, "log_every": 800,
+                                    "sample_every": 800, "checkpoint_every": 800}})
+    assert cfg.preset == "digits" and cfg.data.source == "digits" and cfg.model.conditional
+    gankit.train(cfg, out=tmp_path / "run", progress=False)
+    scores = evaluate_source(tmp_path / "run", num=1000)
+    assert scores["classes"] == 10 and scores["class_kl"] <= 0.02, scores
+    assert scores["fd"] <= 18.0 and scores["precision"] >= 0.4, scores

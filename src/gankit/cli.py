@@ -14,7 +14,7 @@ from typing import NoReturn
 from .autopreset import choose
 from .config import TABLE_SUFFIXES, presets, resolve
 from .errors import DivergedError, GankitError
-from .run import check_out, default_out, load_run, prepare, resume_config
+from .run import check_out, default_out, load_run, prepare, resume_config, same_run
 from .training import distributed
 from .training.signals import stop_on_signals
 
@@ -118,19 +118,17 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
     if args.resume:
         if args.out is None:
             raise GankitError("--resume needs --out RUN, the run to continue")
-        changed = [flag for flag, value in (("--config", args.config), ("--preset", args.preset),
-                   ("--data", args.data), ("--data-dir", args.data_dir),
-                   ("--batch-size", args.batch_size), ("--seed", args.seed),
-                   ("--eval-every", args.eval_every),
-                   ("--set", args.set or None)) if value is not None]
-        if changed:
-            raise GankitError(f"{changed[0]} cannot change a run being resumed; "
-                              "only --steps and --devices can")
         out = Path(args.out)
         cfg = None
         if world.main:  # only rank 0 reads the run directory
             check_out(out, resume=True)
-            cfg = resume_config(out, args.steps, args.devices)
+            # The command as first typed, plus --resume, continues the run: what it repeats must
+            # match the stored config; only --steps and --devices may change.
+            given = {"data": {"source": args.data, "dir": args.data_dir},
+                     "train": {"batch_size": args.batch_size, "seed": args.seed,
+                               "steps": args.steps, "device": args.devices},
+                     "eval": {"every": args.eval_every}}
+            cfg = same_run(resume_config(out), args.preset, args.config, args.set, given)
     else:
         values: dict = {"data": {}, "train": {}, "eval": {}}
         if args.eval_every is not None:

@@ -39,7 +39,8 @@ FAMILY_SIZES: dict[str, tuple[int, ...]] = {"dcgan": (28, 32, 64), "resnet": (32
 # Losses that read D's output as the logit of a probability (so a sigmoid-bounded D suits them).
 PROBABILITY_LOSSES = ("non_saturating", "minimax")
 # The preset used for a data source when none is named (else "classic").
-DEFAULT_PRESETS = {"ring8": "mixture", "grid25": "mixture-grid", "stacked-digits": "stacked"}
+DEFAULT_PRESETS = {"digits": "digits", "ring8": "mixture", "grid25": "mixture-grid",
+                   "stacked-digits": "stacked"}
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")  # files read as tables
 TABLE_BUILTINS = ("adult",)
 COLUMN_CHOICES = ("continuous", "integer", "categorical", "boolean", "datetime", "drop")
@@ -266,8 +267,9 @@ def resolve(
     """Build a validated Config from a preset, a TOML file, overrides and extra values.
 
     The preset is, in order: the ``preset`` argument, a top-level ``preset`` key in the file,
-    the data source's default (``mixture`` for ring8, ``mixture-grid`` for grid25, ``stacked``
-    for stacked-digits), ``classic``.
+    the data source's default (``digits`` for the built-in digits, also when no source is
+    named; ``mixture`` for ring8, ``mixture-grid`` for grid25, ``stacked`` for stacked-digits),
+    ``classic``.
     """
     user = read_toml(file) if file is not None else {}
     name = preset or user.get("preset") or _default_preset(user, overrides, values)
@@ -289,7 +291,7 @@ def _default_preset(user: dict[str, Any], overrides: list[str] | tuple[str, ...]
         raw = merge(raw, parse_override(text))
     raw = merge(raw, values or {})
     data = raw.get("data")
-    source = data.get("source") if isinstance(data, dict) else None
+    source = data.get("source", DataConfig.source) if isinstance(data, dict) else DataConfig.source
     if isinstance(source, str) and is_table_source(source):
         return "tabular"
     return DEFAULT_PRESETS.get(source, "classic") if isinstance(source, str) else "classic"

@@ -12,8 +12,9 @@ from . import data as data_sources
 from .config import DataConfig
 from .data.arrays import load_array
 from .errors import DataError
+from .metrics.evaluate import Reference, reference
 from .metrics.evaluate import evaluate as evaluate_samples
-from .metrics.evaluate import reference
+from .metrics.prdc import density_coverage, precision_recall
 from .run import is_run, load_run
 
 
@@ -52,8 +53,10 @@ def evaluate_source(source: Path, data: str | None = None, data_dir: str | None 
 
 
 def score_samples(x: torch.Tensor, head: dict[str, Any], cfg: DataConfig, data: str | None,
-                  data_dir: str | None, extractor: str, seed: int) -> dict[str, Any]:
-    """Images in [0, 1] or points ``x`` scored against ``data`` (default: ``cfg``'s source)."""
+                  data_dir: str | None, extractor: str, seed: int,
+                  labels: torch.Tensor | None = None) -> dict[str, Any]:
+    """Images in [0, 1] or points ``x`` scored against ``data`` (default: ``cfg``'s source);
+    ``labels``, the classes a class-conditional run was asked for, add within-class scores."""
     if data is not None:
         cfg = DataConfig(source=data, dir=data_dir or "")
     elif data_dir is not None:
@@ -62,8 +65,34 @@ def score_samples(x: torch.Tensor, head: dict[str, Any], cfg: DataConfig, data: 
     ref = reference(dataset, extractor)
     scores = evaluate_samples(x, ref, seed=seed)
     name = ref.extractor.name if ref.extractor is not None else "mixture"
+    if labels is not None and name == "digits" and cfg.source in ("digits", "mnist"):
+        scores.update(class_scores(x, labels.numpy(), ref))  # the classifier's classes are theirs
     return {**head, "data": cfg.source, "features": name, "num": int(x.shape[0]),
             **{k: round(float(v), 6) if isinstance(v, float) else v for k, v in scores.items()}}
+
+
+def class_scores(x: torch.Tensor, labels: np.ndarray, ref: Reference) -> dict[str, Any]:
+    """Within-class diversity of a class-conditional generator: for each class asked for, the
+    recall and coverage of its samples against the real images of that class (as the
+    extractor classifies them); the worst class of each, and the share of samples that are the
+    class they were asked for (``class_hit``)."""
+    assert ref.extractor is not None and ref.features is not None and ref.classes is not None
+    feats = ref.extractor.features(x).numpy()
+    probs = ref.extractor.probs(x)
+    hit = float((probs.argmax(1).numpy() == labels).mean()) if probs is not None else float("nan")
+    recalls, coverages = {}, {}
+    for k in np.unique(labels):
+        real, fake = ref.features[ref.classes == k], feats[labels == k]
+        if len(real) <= 5 or len(fake) <= 5:
+            continue  # too few for 5 nearest neighbours
+        recalls[int(k)] = precision_recall(real, fake, 3)[1]
+        coverages[int(k)] = density_coverage(real, fake, 5)[1]
+    worst_r = min(recalls, key=recalls.get) if recalls else -1
+    worst_c = min(coverages, key=coverages.get) if coverages else -1
+    return {"class_hit": hit,
+            "class_recall_min": recalls.get(worst_r, float("nan")), "class_recall_worst": worst_r,
+            "class_coverage_min": coverages.get(worst_c, float("nan")),
+            "class_coverage_worst": worst_c}
 
 
 def format_scores(scores: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import config as configs
 from . import kinds, models, runlog
 from .clusters import draw_labels
 from .conditioning import Conditioning
@@ -75,6 +77,38 @@ def resume_config(out: Path, steps: int | None = None, device: str | None = None
     cfg = load_toml_config(out / "config.toml")
     train = {k: v for k, v in (("steps", steps), ("device", device)) if v is not None}
     return cfg.replace(train=train) if train else cfg
+
+
+def same_run(stored: Config, preset: str | None = None, file: str | Path | None = None,
+             overrides: Sequence[str] = (), values: dict | None = None) -> Config:
+    """``stored`` (a run's config) with the values a resuming command gives, read as ``resolve``
+    reads them: each must equal the stored value, except ``train.steps`` and ``train.device``,
+    which are taken. A value that differs raises ConfigError naming its key and both values.
+    """
+    user = configs.read_toml(file) if file is not None else {}
+    named = preset if preset is not None else user.get("preset")
+    if named is not None and named != stored.preset:
+        raise ConfigError(f"preset differs from the run being resumed (the run has "
+                          f"{json.dumps(stored.preset)}, this command gives {json.dumps(named)}); "
+                          "only --steps and --devices can change")
+    given: dict = {k: v for k, v in user.items() if k != "preset"}
+    for text in overrides:
+        given = configs.merge(given, configs.parse_override(text))
+    given = configs.merge(given, {s: {k: v for k, v in kv.items() if v is not None}
+                          for s, kv in (values or {}).items()})
+    ours = configs.to_dict(stored)
+    theirs = configs.to_dict(configs.from_dict(configs.merge(ours, given)))  # checked as typed
+    taken = {}
+    for section, keys in given.items():
+        for key in keys:
+            if section == "train" and key in ("steps", "device"):
+                taken[key] = theirs[section][key]
+            elif theirs[section][key] != ours[section][key]:
+                raise ConfigError(
+                    f"{section}.{key} differs from the run being resumed (the run has "
+                    f"{json.dumps(ours[section][key])}, this command gives "
+                    f"{json.dumps(theirs[section][key])}); only --steps and --devices can change")
+    return stored.replace(train=taken) if taken else stored
 
 
 def prepare(cfg: Config, out: Path | None = None, resume: bool = False,

@@ -91,13 +91,16 @@ class ImageKind(Kind):
                  data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
         from ..evaluation import score_samples
 
-        x = run.generate(num, seed)
+        labels = None
+        if run.num_classes and not run.self_conditioned:
+            labels = run.draw_labels(num, seed)  # the classes asked for, kept for class_scores
+        x = run.generate(num, seed, labels)
         if run.is_image:
             lo, hi = run.value_range
             x = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
         head = {"source": str(run.path), "step": run.step}
         return score_samples(x, head, run.config.data, data, data_dir,
-                             extractor or run.config.eval.extractor, seed)
+                             extractor or run.config.eval.extractor, seed, labels)
 
 
 class PointKind(ImageKind):
