@@ -306,7 +306,7 @@ def load_run(path: str | Path, ema: bool = True) -> Run:
         raise RunError(f"checkpoint in {p} records invalid label shares for its "
                        f"{num_classes} labels")
     kind = kinds.of_source(cfg.data.source)
-    codec, cond = kind.sampling(p, cfg.model)  # a table's codec and condition vectors
+    codec, cond = kind.sampling(p, cfg)  # a table's codec and condition vectors
     heads, cond_dim = kind.layout(codec, cfg.model) if codec is not None else (None, 0)
     try:
         g, _ = models.build(cfg.model, shape, num_classes, heads=heads, cond_dim=cond_dim)

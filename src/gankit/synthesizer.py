@@ -15,7 +15,7 @@ import pandas as pd
 
 from .config import resolve
 from .errors import RunError
-from .kinds.tables import frames_dataset, sample_rows
+from .kinds.tables import frames_dataset, sample_rows, target_of
 from .kinds.tables.conditions import TableConditions
 from .run import Run, load_run, prepare
 from .training.trainer import Trainer
@@ -66,7 +66,8 @@ class TableSynthesizer:
         else:
             trainer = Trainer(cfg, data)
         trainer.fit(progress=self.progress)
-        cond = TableConditions(data.codec) if cfg.model.conditional else None
+        cond = (TableConditions(data.codec, focus=target_of(cfg.data))
+                if cfg.model.conditional else None)
         self.run = Run(path=self.out or Path("."), config=cfg, step=trainer.step,
                        generator=copy.deepcopy(trainer.sampler).eval(), codec=data.codec,
                        conditioning=cond if cond is not None and cond.vector_dim else None)

@@ -41,12 +41,12 @@ class Kind:
         ``codec``: (None, 0) where the family decides its own output."""
         return None, 0
 
-    def sampling(self, run: Path, m: ModelConfig) -> tuple[Any, Conditioning | None]:
+    def sampling(self, run: Path, cfg: Config) -> tuple[Any, Conditioning | None]:
         """(codec, conditioning for generated samples) of a finished run: (None, None) where
         the checkpoint holds all (images, points)."""
         return None, None
 
-    def conditioning(self, m: ModelConfig, data: Dataset, x: torch.Tensor, seed: int,
+    def conditioning(self, cfg: Config, data: Dataset, x: torch.Tensor, seed: int,
                      device: torch.device) -> Conditioning:
         """What G and D are conditioned on, for training data ``x`` as G makes it."""
         raise NotImplementedError

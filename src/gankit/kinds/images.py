@@ -14,7 +14,7 @@ from ..fileio import atomic_write
 from .base import Kind, Scorer
 
 if TYPE_CHECKING:
-    from ..config import Config, DataConfig, ModelConfig
+    from ..config import Config, DataConfig
     from ..data.base import Dataset
     from ..run import Run
 
@@ -49,9 +49,9 @@ class ImageKind(Kind):
 
         return data_sources.build(cfg)
 
-    def conditioning(self, m: ModelConfig, data: Dataset, x: torch.Tensor, seed: int,
+    def conditioning(self, cfg: Config, data: Dataset, x: torch.Tensor, seed: int,
                      device: torch.device) -> Conditioning:
-        return from_labels_or_clusters(m, data, x, seed, device)
+        return from_labels_or_clusters(cfg.model, data, x, seed, device)
 
     def preview(self, x: torch.Tensor, value_range: tuple[float, float], data: Dataset,
                 data_x: torch.Tensor, nrow: int) -> tuple[str, bytes]:

@@ -78,7 +78,7 @@ class Trainer:
         self.x = (data.samples.to(self.device) * (hi - lo) + lo).contiguous()
         if t.channels_last and self.x.ndim == 4 and m.family != "mlp":
             self.x = fast.channels_last(self.x, self.G, self.D, self.G_ema)
-        self.cond: Conditioning = self.kind.conditioning(m, data, self.x, cluster_seed,
+        self.cond: Conditioning = self.kind.conditioning(cfg, data, self.x, cluster_seed,
                                                          self.device)
         if isinstance(self.cond, Labels) and self.cond.centroids is not None \
                 and self.world.size > 1:  # every rank: rank 0's clusters

@@ -122,7 +122,7 @@ class TableKind(Kind):
         cond = TableConditions(codec) if m.conditional else None
         return tuple(codec.heads()), cond.vector_dim if cond is not None else 0
 
-    def sampling(self, run: Path, m: ModelConfig) -> tuple[Any, Conditioning | None]:
+    def sampling(self, run: Path, cfg: Config) -> tuple[Any, Conditioning | None]:
         from ...run import read_codec
 
         stored = read_codec(run)
@@ -132,17 +132,19 @@ class TableKind(Kind):
             codec = TableCodec.from_json(stored)
         except DataError as e:
             raise RunError(f"run {run}: {e}") from None
-        cond = TableConditions(codec) if m.conditional else None
+        cond = (TableConditions(codec, focus=target_of(cfg.data)) if cfg.model.conditional
+                else None)
         return codec, cond if cond is not None and cond.vector_dim else None
 
-    def conditioning(self, m: ModelConfig, data: Dataset, x: torch.Tensor, seed: int,
+    def conditioning(self, cfg: Config, data: Dataset, x: torch.Tensor, seed: int,
                      device: torch.device) -> Conditioning:
+        m = cfg.model
         if m.clusters:
             raise ConfigError("model.clusters is for images and points; tables condition on "
                               "their categories (model.conditional)")
         if not m.conditional:
             return Conditioning(len(x))
-        cond = TableConditions(data.codec, x.cpu())
+        cond = TableConditions(data.codec, x.cpu(), focus=target_of(cfg.data))
         return cond if cond.vector_dim else Conditioning(len(x))
 
     def preview(self, x: torch.Tensor, value_range: tuple[float, float], data: Dataset,

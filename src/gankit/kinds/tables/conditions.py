@@ -33,9 +33,12 @@ CLAUSE = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|!=|==|=|<|>)\s*(.*?)\s*$")
 class TableConditions(Conditioning):
     """Conditional vectors over a codec's discrete columns (see the module docstring)."""
 
-    def __init__(self, codec: TableCodec, x: torch.Tensor | None = None) -> None:
+    def __init__(self, codec: TableCodec, x: torch.Tensor | None = None,
+                 focus: str | None = None) -> None:
         """Conditions over ``codec``'s discrete columns; ``x`` (the encoded training rows) is
-        needed only to draw training batches."""
+        needed only to draw training batches. With ``focus`` (a discrete column, the target)
+        generated samples are conditioned on that column alone, at its real shares, so its
+        share is the data's however well G learned the rest."""
         super().__init__(0 if x is None else len(x))
         blocks = [(c, s) for c, s in zip(codec.columns, codec.offsets(), strict=True)
                   if c.kind in DISCRETE]
@@ -47,6 +50,9 @@ class TableConditions(Conditioning):
         # Generated samples: a column uniformly, its category at its share of the data.
         self.p_share = (torch.cat([torch.tensor(c.shares, dtype=torch.float64) / k
                                    for c, _ in blocks]) if blocks else None)
+        if focus is not None and any(c.name == focus for c, _ in blocks):
+            self.p_share = torch.cat([torch.tensor(c.shares, dtype=torch.float64)
+                                      * (c.name == focus) for c, _ in blocks])
         self.p_train: torch.Tensor | None = None
         if x is None or not blocks:
             return
