@@ -295,3 +295,18 @@ def test_column_overrides_round_trip_through_config_toml(tmp_path: Path) -> None
     assert load_toml_config(tmp_path / "c.toml") == cfg
     with pytest.raises(gankit.ConfigError, match="data.columns.age"):
         resolve(None, overrides=["data.source=x.csv", "data.columns.age=number"])
+
+
+def test_a_target_is_drawn_at_its_real_share(table: Path) -> None:
+    data = kinds.get("tables").load(cfg_for(table).data)
+    cond = TableConditions(data.codec, data.samples, focus="smoker")
+    y = cond.sample(20_000, torch.Generator().manual_seed(0))
+    yes, no = cond.option("smoker", "yes"), cond.option("smoker", "no")
+    assert float(y[:, [yes, no]].sum()) == len(y)  # every row conditioned on the target
+    real = float((data.frames[0]["smoker"] == "yes").mean())
+    assert float(y[:, yes].mean()) == pytest.approx(real, abs=0.01)
+    # training draws are unchanged by the focus
+    a = cond.batch(64, torch.Generator().manual_seed(1), slice(None), torch.device("cpu"))
+    b = TableConditions(data.codec, data.samples).batch(
+        64, torch.Generator().manual_seed(1), slice(None), torch.device("cpu"))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
