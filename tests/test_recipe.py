@@ -24,7 +24,7 @@ class Linear(nn.Module):
 
 
 def recipe(*overrides: str) -> Recipe:
-    return Recipe(resolve(overrides=["train.batch_size=4", *overrides]))
+    return Recipe(resolve("classic", overrides=["train.batch_size=4", *overrides]))
 
 
 def batches() -> tuple[torch.Tensor, torch.Tensor]:
