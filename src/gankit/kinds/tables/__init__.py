@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ...data.base import Dataset
     from ...run import Run
 
-CODEC_FILE = "codec.json"
 BUILTIN_TARGETS = {"adult": "income"}  # what a built-in table's efficacy is measured on
 PREVIEW_ROWS = 20  # rows of the fixed batch written to samples/step-N.csv
 WHERE_DRAWS = 200  # --where gives up after drawing this many times the rows asked for
@@ -123,11 +122,11 @@ class TableKind(Kind):
         return tuple(codec.heads()), cond.vector_dim if cond is not None else 0
 
     def sampling(self, run: Path, cfg: Config) -> tuple[Any, Conditioning | None]:
-        from ...run import read_codec
+        from ...run import CODEC, read_codec
 
         stored = read_codec(run)
         if stored is None:
-            raise RunError(f"run {run} has no {CODEC_FILE}: it cannot decode its samples")
+            raise RunError(f"run {run} has no {CODEC}: it cannot decode its samples")
         try:
             codec = TableCodec.from_json(stored)
         except DataError as e:
