@@ -3,7 +3,7 @@
     python benchmarks/tabular.py                      # 3 seeds, ctgan's defaults (300 epochs)
     python benchmarks/tabular.py --fast               # 1 seed, 5 ctgan epochs, small tables
     python benchmarks/tabular.py --tools ctgan --datasets default --seeds 0 1 --epochs 20
-    python benchmarks/tabular.py --gankit-set epochs=50 --json runs/tabular.json
+    python benchmarks/tabular.py --gankit-set steps=6000 target=income --json runs/tabular.json
 
 Each table is split once, 80/20 with a fixed seed, and every tool and seed trains on the same 80%
 and is scored (gankit.metrics.tabular.table_scores) against the same held-out 20%. Each fit runs

@@ -311,3 +311,13 @@ def test_a_target_is_drawn_at_its_real_share(table: Path) -> None:
     b = TableConditions(data.codec, data.samples).batch(
         64, torch.Generator().manual_seed(1), slice(None), torch.device("cpu"))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_synthesizer_target_focuses_generated_conditions() -> None:
+    df = patients().drop(columns=["id"])
+    synth = gankit.TableSynthesizer(steps=10, batch_size=50, overrides=FAST[2:],
+                                    target="smoker").fit(df)
+    cond = synth.run.conditioning
+    assert cond is not None and cond.p_share is not None
+    picked = cond.p_share.nonzero().flatten().tolist()
+    assert sorted(picked) == sorted([cond.option("smoker", "yes"), cond.option("smoker", "no")])

@@ -24,7 +24,8 @@ from .training.trainer import Trainer
 class TableSynthesizer:
     """Fits a tabular GAN to a DataFrame and samples synthetic rows from it.
 
-    ``steps``, ``batch_size`` and ``seed`` set the training length, batch and seed; any other
+    ``steps``, ``batch_size`` and ``seed`` set the training length, batch and seed; ``target``
+    is the column a model would predict (see ``fit``); any other
     config value goes in ``overrides`` as ``"section.key=value"`` (e.g. ``"reg.pack=5"``).
     With ``out`` the fit is also a run directory that ``gankit sample/eval/report`` and
     ``TableSynthesizer.load`` read.
@@ -32,7 +33,8 @@ class TableSynthesizer:
 
     def __init__(self, steps: int | None = None, batch_size: int | None = None, seed: int = 0,
                  preset: str = "tabular", overrides: list[str] | tuple[str, ...] = (),
-                 out: str | Path | None = None, progress: bool = False) -> None:
+                 out: str | Path | None = None, progress: bool = False,
+                 target: str | None = None) -> None:
         train: dict[str, Any] = {"seed": seed}
         if steps is not None:
             train["steps"] = steps
@@ -43,12 +45,18 @@ class TableSynthesizer:
         self.overrides = list(overrides)
         self.out = Path(out) if out is not None else None
         self.progress = progress
+        self.target = target
         self.run: Run | None = None
 
     def fit(self, df: pd.DataFrame, target: str | None = None,
             columns: dict[str, str] | None = None) -> TableSynthesizer:
-        """Train on every row of ``df``; ``columns`` maps columns to a kind or "drop"."""
-        data_values = {"source": "dataframe.csv"}
+        """Train on every row of ``df``; ``columns`` maps columns to a kind or "drop".
+
+        With a ``target`` (here or given to the constructor) generated rows keep its real
+        shares, so a model trained on them sees the real balance of classes.
+        """
+        target = target or self.target
+        data_values: dict[str, Any] = {"source": "dataframe.csv"}
         if target:
             data_values["target"] = target
         if columns:
