@@ -161,8 +161,7 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
     what = f"resuming at step {trainer.step}" if args.resume else "training"
     for line in trainer.data.notes:
         say(f"gankit: {line}")
-    shape = ("x".join(map(str, trainer.image_shape)) if trainer.data.codec is None else
-             f"{len(trainer.data)} rows x {len(trainer.data.codec.names)} columns")
+    shape = trainer.kind.describe(trainer.data)
     split = (f", global batch {cfg.train.batch_size} = {world.size} processes x {trainer.batch}"
              if world.size > 1 else "")
     say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({shape}) "

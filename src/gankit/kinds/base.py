@@ -70,6 +70,10 @@ class Kind:
         """``gankit eval`` of a run: its metrics against its own data (or ``data``)."""
         raise NotImplementedError
 
+    def describe(self, data: Dataset) -> str:
+        """The data's shape as the start line gives it: 1x28x28, or 26049 rows x 15 columns."""
+        return "x".join(map(str, data.shape))
+
     def report(self, run: Run) -> str:
         """HTML of the kind's own report panels (may be empty)."""
         return ""

@@ -182,6 +182,9 @@ class TableKind(Kind):
                 **{k: round(float(v), 6) if isinstance(v, float) else v
                    for k, v in scores.items()}}
 
+    def describe(self, data: Dataset) -> str:
+        return f"{len(data)} rows x {len(data.codec.names)} columns"
+
     def report(self, run: Run) -> str:
         from .report import table_panels
 
