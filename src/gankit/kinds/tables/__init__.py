@@ -70,18 +70,23 @@ class TableScorer(Scorer):
 
     main = MAIN
 
-    def __init__(self, data: Dataset, target: str | None, seed: int) -> None:
-        self.codec = data.codec
-        self.train, self.holdout = (typed(f, self.codec) for f in data.frames)
+    def __init__(self, codec: TableCodec, frames: tuple[pd.DataFrame, pd.DataFrame],
+                 target: str | None, seed: int) -> None:
+        self.codec = codec
+        self.train, self.holdout = (typed(f, codec) for f in frames)
         self.kinds = metric_kinds(self.codec)
         self.target = target
         self.seed = seed
 
     def __call__(self, samples: torch.Tensor, value_range: tuple[float, float]
                  ) -> dict[str, float]:
+        return self.rows(self.codec.decode(samples))
+
+    def rows(self, synthetic: pd.DataFrame) -> dict[str, float]:
+        """Metrics of decoded synthetic rows."""
         from ...metrics.tabular import table_scores
 
-        return table_scores(self.train, self.holdout, self.codec.decode(samples), self.kinds,
+        return table_scores(self.train, self.holdout, synthetic, self.kinds,
                             target=self.target, seed=self.seed)
 
 
@@ -162,21 +167,18 @@ class TableKind(Kind):
         return len(df)
 
     def scorer(self, data: Dataset, cfg: Config) -> Scorer:
-        return TableScorer(data, target_of(cfg.data), cfg.train.seed)
+        return TableScorer(data.codec, data.frames, target_of(cfg.data), cfg.train.seed)
 
     def evaluate(self, run: Run, num: int, seed: int, extractor: str,
                  data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
-        from ...metrics.tabular import table_scores
-
         if data is not None:
             raise GankitError("--data is for image runs: a table run is scored against its "
                               "own held-out rows")
         cfg = run.config.data
-        train, holdout = load_frames(cfg)
+        frames = load_frames(cfg)
         synthetic = sample_rows(run, num, seed, [])
-        kinds = metric_kinds(run.codec)
-        scores = table_scores(typed(train, run.codec), typed(holdout, run.codec), synthetic, kinds,
-                              target=target_of(cfg), seed=seed)
+        scores = TableScorer(run.codec, frames, target_of(cfg), seed).rows(synthetic)
+        holdout = frames[1]
         return {"source": str(run.path), "step": run.step, "data": cfg.source,
                 "num": len(synthetic), "holdout_rows": len(holdout),
                 **{k: round(float(v), 6) if isinstance(v, float) else v
