@@ -308,7 +308,7 @@ def test_resume_as_typed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     np.testing.assert_array_equal(resumed.sample(4, seed=0), whole.sample(4, seed=0))
     capsys.readouterr()
     expect_error(capsys, ["train", "--resume", "--out", "run", "--seed", "2", "--steps", "9"],
-                 "train.seed differs", "has 1", "gives 2", "--steps and --devices")
+                 "train.seed differs", "has 1", "gives 2", "--steps, --devices")
     (tmp_path / "other.toml").write_text("[model]\ng_hidden = [64]\n")
     expect_error(capsys, ["train", "--resume", "--out", "run", "--config", "other.toml"],
                  "model.g_hidden differs", "[128, 128]", "[64]")

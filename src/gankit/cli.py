@@ -41,7 +41,30 @@ def int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def duration(text: str) -> float:
+    """An argparse type: seconds from 90, 90s, 5m or 1.5h."""
+    from .metrics.goals import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 positive_int = int_at_least(1)
+
+
+def share(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+DEFAULT_TARGET_EVERY = 500  # eval.every for --target when neither it nor --eval-every is set
 natural_int = int_at_least(0)
 
 
@@ -69,6 +92,11 @@ def make_parser() -> Parser:
     t.add_argument("--devices", metavar="DEVICE",
                    help="auto (CUDA if available, the default), cpu, cuda or cuda:N "
                         "(train.device; under torchrun cuda is cuda:LOCAL_RANK)")
+    t.add_argument("--target", metavar="METRIC=VALUE",
+                   help="stop at the first evaluation that reaches it: fd=3 (at most, for "
+                        "metrics better low), precision=0.7 (at least), or <, <=, >, >=")
+    t.add_argument("--time", type=duration, metavar="DURATION",
+                   help="stop with a checkpoint after this much training: 90s, 5m, 1h")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress display")
 
@@ -87,8 +115,10 @@ def make_parser() -> Parser:
                    help="tables: only rows where the clause holds (=, !=, <, <=, >, >=; "
                         "repeatable, all must hold)")
 
-    e = sub.add_parser("eval", help="quality metrics of a run or of a file of samples")
-    e.add_argument("source", metavar="RUN|FILE.npz", help="run directory or .npz/.npy samples")
+    e = sub.add_parser("eval", help="quality metrics of a run or of a file of samples; with "
+                                    "two, whether they differ by more than the noise")
+    e.add_argument("source", metavar="RUN|FILE.npz", nargs="+",
+                   help="run directory or .npz/.npy samples; two to compare (B against A)")
     e.add_argument("--data", metavar="SPEC",
                    help="data to compare with (default: the run's data; digits for a file)")
     e.add_argument("--data-dir", metavar="DIR", help="folder holding the data's files (mnist)")
@@ -97,6 +127,11 @@ def make_parser() -> Parser:
     e.add_argument("--extractor", default="", metavar="NAME",
                    help="feature extractor (default: digits for 28x28 grayscale, else inception)")
     e.add_argument("--seed", type=natural_int, default=0, metavar="N")
+    e.add_argument("--ci", type=share, default=None, metavar="LEVEL",
+                   help="give each metric a bootstrap interval at this level, e.g. 0.95 (the "
+                        "default when comparing two)")
+    e.add_argument("--replicates", type=int_at_least(2), default=None, metavar="N",
+                   help="draws behind an interval (default 20)")
     e.add_argument("--json", action="store_true", help="print one JSON line")
 
     r = sub.add_parser("report", help="write report.html for a run")
@@ -123,10 +158,11 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
         if world.main:  # only rank 0 reads the run directory
             check_out(out, resume=True)
             # The command as first typed, plus --resume, continues the run: what it repeats must
-            # match the stored config; only --steps and --devices may change.
+            # match the stored config; only --steps, --devices, --target, --time may change.
             given = {"data": {"source": args.data, "dir": args.data_dir},
                      "train": {"batch_size": args.batch_size, "seed": args.seed,
-                               "steps": args.steps, "device": args.devices},
+                               "steps": args.steps, "device": args.devices,
+                               "target": args.target, "time_limit": args.time},
                      "eval": {"every": args.eval_every}}
             cfg = same_run(resume_config(out), args.preset, args.config, args.set, given)
     else:
@@ -137,9 +173,13 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
             values["data"]["source"] = args.data
         if args.data_dir is not None:
             values["data"]["dir"] = args.data_dir
-        for key in ("steps", "batch_size", "seed"):
+        for key in ("steps", "batch_size", "seed", "target"):
             if getattr(args, key) is not None:
                 values["train"][key] = getattr(args, key)
+        if args.time is not None:
+            values["train"]["time_limit"] = args.time
+        if args.target is not None and args.eval_every is None:
+            values["eval"]["every"] = DEFAULT_TARGET_EVERY  # a target is judged at evaluations
         if args.devices is not None:
             values["train"]["device"] = args.devices
         overrides = list(args.set)
@@ -176,6 +216,13 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
                 print(f"\ngankit: stopped by {name}; {saved}resume with: "
                       f"gankit train --resume --out {out}", file=sys.stderr)
             return 128 + int(getattr(signal, name))
+    if trainer.stopped is not None:
+        reason, detail = trainer.stopped
+        more = (f"; continue with: gankit train --resume --out {out}"
+                if reason == "time" else "")
+        say(f"gankit: stopped at step {trainer.step} of {cfg.train.steps}: {detail}; "
+            f"checkpoint saved{more}")
+        return 0
     say(f"gankit: finished at step {trainer.step}; samples in {out / 'samples'}")
     return 0
 
@@ -202,12 +249,37 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """``gankit eval``."""
-    from .evaluation import evaluate_source, format_scores
+    """``gankit eval``: one source's metrics, or two compared."""
+    from .evaluation import (
+        DEFAULT_REPLICATES,
+        compare,
+        evaluate_source,
+        format_comparison,
+        format_scores,
+        judge_source,
+        replicated,
+    )
 
-    scores = evaluate_source(Path(args.source), data=args.data, data_dir=args.data_dir,
-                             num=args.num, extractor=args.extractor, seed=args.seed)
-    print(json.dumps(scores) if args.json else format_scores(scores))
+    if len(args.source) > 2:
+        raise GankitError(f"eval takes one source, or two to compare; got {len(args.source)}")
+    replicates = args.replicates or DEFAULT_REPLICATES
+    if len(args.source) == 1:
+        scores = evaluate_source(Path(args.source[0]), data=args.data, data_dir=args.data_dir,
+                                 num=args.num, extractor=args.extractor, seed=args.seed,
+                                 ci=args.ci or 0.0, replicates=replicates)
+        print(json.dumps(scores) if args.json else format_scores(scores))
+        return 0
+    ci = args.ci or 0.95
+    draws = []
+    for source in args.source:  # both judged first: a bad source fails before the long part
+        draws.append(judge_source(Path(source), args.data, args.data_dir, args.extractor))
+    a, b = (replicated(j, args.num, args.seed, replicates) for j in draws)
+    rows = compare(a, b, ci)
+    if args.json:
+        print(json.dumps({"a": args.source[0], "b": args.source[1], "ci": ci,
+                          "replicates": replicates, "metrics": rows}))
+    else:
+        print(format_comparison(rows, ci, (args.source[0], args.source[1])))
     return 0
 
 

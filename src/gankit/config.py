@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .metrics.goals import parse_target
 from .untrusted import refuse_pickle
 
 if sys.version_info >= (3, 11):
@@ -149,6 +150,8 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     grid_size: int = 100  # samples in each grid of samples/
+    target: str = ""  # stop at the first evaluation reaching it: fd=3, precision>0.7; "" = none
+    time_limit: float = 0.0  # seconds one process trains, then stops with a checkpoint; 0 = none
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,9 @@ class EvalConfig:
     num: int = 2500  # generated samples per evaluation (from a fixed noise batch)
     extractor: str = ""  # feature extractor; "" = digits for 28x28 grayscale, else inception
     main: str = ""  # metric that picks the best checkpoint; "" = fd (images), modes (points)
+
+
+REMEDIES = ("lr", "noise", "r1")  # what a rollback for a mode collapse may change
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,18 @@ class GuardConfig:
     loss_max: float = 1e5  # a mean |loss| above this is an explosion; 0 = unchecked
     collapse_steps: int = 2000  # steps D may look perfect (see collapse_margin); 0 = unchecked
     collapse_margin: float = 0.01  # D(x) >= 1 - margin with D(G(z)) <= margin looks perfect
+    # Mode collapse (training/collapse.py): the diversity of a fixed noise batch against real data
+    diversity_every: int = 100  # measure at the first log step past every N steps; 0 = never
+    diversity_num: int = 256  # samples measured (and real samples they are compared with)
+    diversity_min: float = 0.25  # mean pairwise distance over the real batch's, at least
+    duplicates_max: float = 0.5  # share of near-duplicate samples, at most
+    modes_min: float = 0.3  # share of the real batch's classes (or clusters) covered, at least
+    diversity_after: int = 500  # no verdict before this step (a fresh generator draws blobs)
+    diversity_checks: int = 2  # consecutive failing measurements that make a mode collapse
+    # What a rollback for a mode collapse changes, the i-th entry at the i-th such rollback (the
+    # last repeats): lr (both rates times lr_factor), noise (instance noise), r1 (an R1 penalty).
+    # Empty: warn only, never roll back.
+    remedies: tuple[str, ...] = ("lr",)
 
 
 @dataclass(frozen=True)
@@ -437,6 +455,15 @@ def validate(cfg: Config) -> None:
     _require(10 <= e.num <= 100_000, f"eval.num must be in 10..100000, got {e.num}")
     _require(e.main == "" or e.main in MAIN_METRICS,
              f"eval.main must be one of {', '.join(MAIN_METRICS)}, got '{e.main}'")
+    if t.target:
+        try:
+            parse_target(t.target)
+        except ValueError as err:
+            raise ConfigError(f"train.target: {err}") from None
+        _require(e.every > 0, f"train.target={t.target} is judged at evaluations: set "
+                              "eval.every (--eval-every N)")
+    _require(0.0 <= t.time_limit <= 1e9,
+             f"train.time_limit must be in 0..1e9 seconds (0 = none), got {t.time_limit}")
     _validate_guard(cfg.guard)
     _validate_recipe(cfg)
 
@@ -454,6 +481,20 @@ def _validate_guard(g: GuardConfig) -> None:
              f"guard.collapse_steps must be in 0..1e9 (0 = unchecked), got {g.collapse_steps}")
     _require(0.0 < g.collapse_margin < 0.5,
              f"guard.collapse_margin must be in (0, 0.5), got {g.collapse_margin}")
+    _require(0 <= g.diversity_every <= 10**9,
+             f"guard.diversity_every must be in 0..1e9 (0 = never), got {g.diversity_every}")
+    _require(10 <= g.diversity_num <= 10_000,
+             f"guard.diversity_num must be in 10..10000, got {g.diversity_num}")
+    for key in ("diversity_min", "duplicates_max", "modes_min"):
+        value = getattr(g, key)
+        _require(0.0 <= value <= 1.0, f"guard.{key} must be in [0, 1], got {value}")
+    _require(0 <= g.diversity_after <= 10**9,
+             f"guard.diversity_after must be in 0..1e9, got {g.diversity_after}")
+    _require(1 <= g.diversity_checks <= 1000,
+             f"guard.diversity_checks must be in 1..1000, got {g.diversity_checks}")
+    bad = [r for r in g.remedies if r not in REMEDIES]
+    _require(not bad, f"guard.remedies: unknown remedy '{bad[0] if bad else ''}' "
+                      f"(choose from {', '.join(REMEDIES)})")
 
 
 def _validate_recipe(cfg: Config) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ from .metrics.evaluate import Reference, reference
 from .metrics.evaluate import evaluate as evaluate_samples
 from .metrics.prdc import density_coverage, precision_recall
 from .run import is_run, load_run
+
+DEFAULT_REPLICATES = 20  # draws behind an interval (gankit eval --ci)
+# Keys of a score record that describe it rather than measure it
+HEADER = ("source", "step", "data", "features", "num", "holdout_rows", "ci", "replicates")
 
 
 def load_samples(path: Path, num: int) -> torch.Tensor:
@@ -35,40 +40,141 @@ def load_samples(path: Path, num: int) -> torch.Tensor:
 
 
 def evaluate_source(source: Path, data: str | None = None, data_dir: str | None = None,
-                    num: int = 2500, extractor: str = "", seed: int = 0) -> dict[str, Any]:
+                    num: int = 2500, extractor: str = "", seed: int = 0, ci: float = 0.0,
+                    replicates: int = DEFAULT_REPLICATES) -> dict[str, Any]:
     """Metrics of a run (``num`` fresh samples from its EMA generator, judged by its data's
     kind) or of a file of image or point samples.
 
     ``data`` is the dataset to compare with: by default the run's own, or digits for a file.
+    With ``ci`` (e.g. 0.95), each metric also gets a ``<metric>_ci`` interval (see
+    ``replicated``).
     """
+    judge = judge_source(source, data, data_dir, extractor)
+    if ci <= 0:
+        return judge(num, seed)
+    return with_intervals(replicated(judge, num, seed, replicates), ci)
+
+
+def judge_source(source: Path, data: str | None = None, data_dir: str | None = None,
+                 extractor: str = "") -> Callable[[int, int], dict[str, Any]]:
+    """A function of (num, seed) scoring ``source``: for a run, ``num`` fresh samples drawn with
+    ``seed``; for a file, its first ``num`` samples (seed 0) or a bootstrap resample of them
+    drawn with replacement (any other seed). The data's reference is prepared once."""
     if source.is_dir() or is_run(source):
         run = load_run(source)
-        return run.kind.evaluate(run, num, seed, extractor, data, data_dir)
-    x = load_samples(source, num)
-    if x.ndim == 2 and data is None:
-        raise DataError(f"{source} holds 2-D points: name the mixture with --data "
-                        "(ring8 or grid25)")
-    return score_samples(x, {"source": str(source)}, DataConfig(), data, data_dir, extractor,
-                         seed)
+        return run.kind.evaluator(run, extractor, data, data_dir)
+    prepared: list[tuple[DataConfig, Reference]] = []
+
+    def judge(num: int, seed: int) -> dict[str, Any]:
+        x = load_samples(source, num)
+        if x.ndim == 2 and data is None:
+            raise DataError(f"{source} holds 2-D points: name the mixture with --data "
+                            "(ring8 or grid25)")
+        if not prepared:
+            prepared.append(prepare_reference(DataConfig(), data, data_dir, extractor))
+        if seed:
+            gen = torch.Generator().manual_seed(seed)
+            x = x[torch.randint(len(x), (len(x),), generator=gen)]
+        return score_samples(x, {"source": str(source)}, prepared[0], seed)
+
+    return judge
 
 
-def score_samples(x: torch.Tensor, head: dict[str, Any], cfg: DataConfig, data: str | None,
-                  data_dir: str | None, extractor: str, seed: int,
-                  labels: torch.Tensor | None = None) -> dict[str, Any]:
-    """Images in [0, 1] or points ``x`` scored against ``data`` (default: ``cfg``'s source);
-    ``labels``, the classes a class-conditional run was asked for, add within-class scores."""
+def prepare_reference(cfg: DataConfig, data: str | None, data_dir: str | None,
+                      extractor: str) -> tuple[DataConfig, Reference]:
+    """(the data compared with: ``data``, by default ``cfg``'s source, and its reference)."""
     if data is not None:
         cfg = DataConfig(source=data, dir=data_dir or "")
     elif data_dir is not None:
         cfg = DataConfig(source=cfg.source, dir=data_dir)
-    dataset = data_sources.build(cfg)
-    ref = reference(dataset, extractor)
+    return cfg, reference(data_sources.build(cfg), extractor)
+
+
+def score_samples(x: torch.Tensor, head: dict[str, Any],
+                  prepared: tuple[DataConfig, Reference], seed: int,
+                  labels: torch.Tensor | None = None) -> dict[str, Any]:
+    """Images in [0, 1] or points ``x`` scored against a prepared reference; ``labels``, the
+    classes a class-conditional run was asked for, add within-class scores."""
+    cfg, ref = prepared
     scores = evaluate_samples(x, ref, seed=seed)
     name = ref.extractor.name if ref.extractor is not None else "mixture"
     if labels is not None and name == "digits" and cfg.source in ("digits", "mnist"):
         scores.update(class_scores(x, labels.numpy(), ref))  # the classifier's classes are theirs
     return {**head, "data": cfg.source, "features": name, "num": int(x.shape[0]),
             **{k: round(float(v), 6) if isinstance(v, float) else v for k, v in scores.items()}}
+
+
+def replicated(judge: Callable[[int, int], dict[str, Any]], num: int, seed: int,
+               replicates: int) -> list[dict[str, Any]]:
+    """``replicates`` scorings of ``judge`` at seeds ``seed``, ``seed + 1``, ...: for a run,
+    independent draws of ``num`` samples from its generator (a parametric bootstrap: the
+    spread is that of the metric's estimate from ``num`` samples against a fixed reference);
+    for a file, the file itself and then bootstrap resamples of it."""
+    return [judge(num, seed + i) for i in range(replicates)]
+
+
+def metric_names(scores: dict[str, Any]) -> list[str]:
+    """The keys of ``scores`` that are metric values (numbers other than the header's)."""
+    return [k for k, v in scores.items() if k not in HEADER
+            and not k.endswith(("_worst", "_std"))
+            and isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def percentile_interval(values: list[float], ci: float) -> tuple[float, float]:
+    """The central ``ci`` share of ``values`` (linear interpolation between order statistics)."""
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    if len(a) == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - ci) / 2.0
+    return float(np.quantile(a, tail)), float(np.quantile(a, 1.0 - tail))
+
+
+def with_intervals(draws: list[dict[str, Any]], ci: float) -> dict[str, Any]:
+    """The first draw's scores, each metric with ``<metric>_ci`` ([low, high] over the draws),
+    and ``ci`` and ``replicates``."""
+    out = dict(draws[0])
+    for k in metric_names(out):
+        lo, hi = percentile_interval([d[k] for d in draws if k in d], ci)
+        out[f"{k}_ci"] = [round(lo, 6), round(hi, 6)]
+    return {**out, "ci": ci, "replicates": len(draws)}
+
+
+def compare(a: list[dict[str, Any]], b: list[dict[str, Any]], ci: float) -> list[dict[str, Any]]:
+    """Metric by metric, B against A from paired draws (the same seeds): each value, the
+    difference B - A with its ``ci`` interval, and the verdict: which is better, or
+    ``within noise`` when the interval holds 0."""
+    from .metrics.goals import GOALS
+
+    rows = []
+    for k in metric_names(a[0]):
+        if k not in b[0]:
+            continue
+        diffs = [y[k] - x[k] for x, y in zip(a, b, strict=True) if k in x and k in y]
+        lo, hi = percentile_interval(diffs, ci)
+        verdict = "within noise"
+        goal = GOALS.get(k)
+        if goal is not None and (lo > 0 or hi < 0):
+            b_better = (lo > 0) == (goal == "max")
+            verdict = "B better" if b_better else "A better"
+        elif goal is None and (lo > 0 or hi < 0):
+            verdict = "B higher" if lo > 0 else "B lower"
+        rows.append({"metric": k, "a": a[0][k], "b": b[0][k], "diff": b[0][k] - a[0][k],
+                     "diff_ci": [lo, hi], "verdict": verdict})
+    return rows
+
+
+def format_comparison(rows: list[dict[str, Any]], ci: float, names: tuple[str, str]) -> str:
+    """The comparison as a table, one metric per line."""
+    width = max([len(r["metric"]) for r in rows] + [6])
+    lines = [f"A = {names[0]}", f"B = {names[1]}",
+             f"{'metric':<{width}}  {'A':>10}  {'B':>10}  {'B - A':>10}  "
+             f"{f'{ci:.0%} interval':>22}  verdict"]
+    for r in rows:
+        lo, hi = r["diff_ci"]
+        lines.append(f"{r['metric']:<{width}}  {r['a']:>10.4g}  {r['b']:>10.4g}  "
+                     f"{r['diff']:>+10.4g}  [{lo:>+9.4g}, {hi:>+9.4g}]  {r['verdict']}")
+    return "\n".join(lines)
 
 
 def class_scores(x: torch.Tensor, labels: np.ndarray, ref: Reference) -> dict[str, Any]:
@@ -96,7 +202,14 @@ def class_scores(x: torch.Tensor, labels: np.ndarray, ref: Reference) -> dict[st
 
 
 def format_scores(scores: dict[str, Any]) -> str:
-    """A two-column table of the scores, one per line."""
-    width = max(len(k) for k in scores)
-    return "\n".join(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}"
-                     for k, v in scores.items())
+    """A two-column table of the scores, one per line; a metric's interval beside it."""
+    shown = {k: v for k, v in scores.items() if not k.endswith("_ci")}
+    width = max(len(k) for k in shown)
+    lines = []
+    for k, v in shown.items():
+        text = f"{v:.6g}" if isinstance(v, float) else str(v)
+        interval = scores.get(f"{k}_ci")
+        if interval is not None:
+            text = f"{text:<10}  [{interval[0]:.4g}, {interval[1]:.4g}]"
+        lines.append(f"{k:<{width}}  {text}")
+    return "\n".join(lines)

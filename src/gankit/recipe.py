@@ -22,12 +22,13 @@ class Recipe:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.reg = cfg.reg
+        self.reg = cfg.reg  # the divergence guard's remedies may replace it
         self.real_label = cfg.loss.real_label
         self.d_fn, self.g_fn = LOSSES[cfg.loss.name]
         self.needs_real = cfg.loss.name in NEEDS_REAL_FOR_G
         self.sigmoid_d = cfg.model.d_output == "sigmoid"
         self.penalty_scale = 1.0  # raised by the divergence guard at each rollback
+        self.noise_from = 0  # the step instance noise fades from (a guard remedy may move it)
 
     def score(self, D: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """D's logits for (already transformed) inputs ``x``."""
@@ -39,7 +40,8 @@ class Recipe:
         """What D sees of a batch: augmented, with instance noise, packed."""
         if self.reg.augment:
             x = diff_augment(x, self.reg.augment, gen)
-        std = annealed(self.reg.instance_noise, step, self.reg.noise_steps)
+        std = annealed(self.reg.instance_noise, max(0, step - self.noise_from),
+                       self.reg.noise_steps)
         return pack(instance_noise(x, std, gen), self.reg.pack)
 
     def _both(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor,

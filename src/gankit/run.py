@@ -79,18 +79,24 @@ def resume_config(out: Path, steps: int | None = None, device: str | None = None
     return cfg.replace(train=train) if train else cfg
 
 
+# What a resuming command may change: how long and where the run trains, not what it trains.
+RESUME_MAY_CHANGE = ("steps", "device", "target", "time_limit")
+CHANGEABLE = "--steps, --devices, --target and --time"
+
+
 def same_run(stored: Config, preset: str | None = None, file: str | Path | None = None,
              overrides: Sequence[str] = (), values: dict | None = None) -> Config:
     """``stored`` (a run's config) with the values a resuming command gives, read as ``resolve``
-    reads them: each must equal the stored value, except ``train.steps`` and ``train.device``,
-    which are taken. A value that differs raises ConfigError naming its key and both values.
+    reads them: each must equal the stored value, except those of ``RESUME_MAY_CHANGE``
+    (``train.steps``, ``device``, ``target``, ``time_limit``), which are taken. A value that
+    differs raises ConfigError naming its key and both values.
     """
     user = configs.read_toml(file) if file is not None else {}
     named = preset if preset is not None else user.get("preset")
     if named is not None and named != stored.preset:
         raise ConfigError(f"preset differs from the run being resumed (the run has "
                           f"{json.dumps(stored.preset)}, this command gives {json.dumps(named)}); "
-                          "only --steps and --devices can change")
+                          f"only {CHANGEABLE} can change")
     given: dict = {k: v for k, v in user.items() if k != "preset"}
     for text in overrides:
         given = configs.merge(given, configs.parse_override(text))
@@ -101,13 +107,13 @@ def same_run(stored: Config, preset: str | None = None, file: str | Path | None 
     taken = {}
     for section, keys in given.items():
         for key in keys:
-            if section == "train" and key in ("steps", "device"):
+            if section == "train" and key in RESUME_MAY_CHANGE:
                 taken[key] = theirs[section][key]
             elif theirs[section][key] != ours[section][key]:
                 raise ConfigError(
                     f"{section}.{key} differs from the run being resumed (the run has "
                     f"{json.dumps(ours[section][key])}, this command gives "
-                    f"{json.dumps(theirs[section][key])}); only --steps and --devices can change")
+                    f"{json.dumps(theirs[section][key])}); only {CHANGEABLE} can change")
     return stored.replace(train=taken) if taken else stored
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -23,6 +25,17 @@ class Scorer:
                  ) -> dict[str, float]:
         """Metrics of generator output ``samples`` (in the generator's ``value_range``)."""
         raise NotImplementedError
+
+
+class Features:
+    """What the collapse watch measures generated samples in: by default the generator's
+    output itself, flattened, with no classes (k-means clusters of the real data stand in)."""
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        """(features (N, F), classes (N,) or None) of generator output ``x``."""
+        return x.reshape(len(x), -1).float(), None
+
+    num_classes = 0  # how many classes ``__call__`` can give; 0 = none
 
 
 class Kind:
@@ -65,10 +78,22 @@ class Kind:
         """What judges generated samples of ``data`` during training (``eval.every``)."""
         raise NotImplementedError
 
+    def evaluator(self, run: Run, extractor: str, data: str | None = None,
+                  data_dir: str | None = None) -> Callable[[int, int], dict[str, Any]]:
+        """``gankit eval`` of a run: a function of (num, seed) giving the metrics of ``num``
+        fresh samples drawn with ``seed``, against the run's own data (or ``data``), whose
+        reference is prepared once."""
+        raise NotImplementedError
+
     def evaluate(self, run: Run, num: int, seed: int, extractor: str,
                  data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
-        """``gankit eval`` of a run: its metrics against its own data (or ``data``)."""
-        raise NotImplementedError
+        """``gankit eval`` of a run once: its metrics against its own data (or ``data``)."""
+        return self.evaluator(run, extractor, data, data_dir)(num, seed)
+
+    def features(self, data: Dataset, cfg: Config, value_range: tuple[float, float]
+                 ) -> Features:
+        """What the collapse watch (``guard.diversity_every``) measures samples of ``data`` in."""
+        return Features()
 
     def describe(self, data: Dataset) -> str:
         """The data's shape as the start line gives it: 1x28x28, or 26049 rows x 15 columns."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ import torch
 from ..conditioning import Conditioning, from_labels_or_clusters
 from ..errors import GankitError
 from ..fileio import atomic_write
-from .base import Kind, Scorer
+from .base import Features, Kind, Scorer
 
 if TYPE_CHECKING:
     from ..config import Config, DataConfig
@@ -36,6 +37,46 @@ class FeatureScorer(Scorer):
             lo, hi = value_range
             samples = ((samples - lo) / (hi - lo)).clamp(0.0, 1.0)
         return evaluate(samples, self.ref)
+
+
+class ClassifierFeatures(Features):
+    """Images in a classifying extractor's features, with its predicted classes."""
+
+    def __init__(self, extractor: str, value_range: tuple[float, float]) -> None:
+        from ..metrics.extractors import get_extractor
+
+        self.extractor = get_extractor(extractor)
+        self.value_range = value_range
+        self.num_classes = 0
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        lo, hi = self.value_range
+        x = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+        probs = self.extractor.probs(x)
+        assert probs is not None
+        self.num_classes = int(probs.shape[1])
+        return self.extractor.features(x), probs.argmax(1).numpy()
+
+
+class PooledFeatures(Features):
+    """Images average-pooled to at most 8x8 per channel: cheap, and enough to tell sameness."""
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        side = min(8, x.shape[-1])
+        pooled = torch.nn.functional.adaptive_avg_pool2d(x.float(), side)
+        return pooled.reshape(len(x), -1), None
+
+
+class ModeFeatures(Features):
+    """Points of a known mixture: their coordinates, classed by the nearest mode."""
+
+    def __init__(self, means: np.ndarray) -> None:
+        self.means = torch.as_tensor(means, dtype=torch.float32)
+        self.num_classes = len(means)
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        x = x.float()
+        return x, torch.cdist(x, self.means).argmin(1).numpy()
 
 
 class ImageKind(Kind):
@@ -87,20 +128,39 @@ class ImageKind(Kind):
     def scorer(self, data: Dataset, cfg: Config) -> Scorer:
         return FeatureScorer(data, cfg.eval.extractor)
 
-    def evaluate(self, run: Run, num: int, seed: int, extractor: str,
-                 data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
-        from ..evaluation import score_samples
+    def features(self, data: Dataset, cfg: Config, value_range: tuple[float, float]
+                 ) -> Features:
+        from ..metrics.extractors import default_extractor
 
-        labels = None
-        if run.num_classes and not run.self_conditioned:
-            labels = run.draw_labels(num, seed)  # the classes asked for, kept for class_scores
-        x = run.generate(num, seed, labels)
-        if run.is_image:
-            lo, hi = run.value_range
-            x = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
-        head = {"source": str(run.path), "step": run.step}
-        return score_samples(x, head, run.config.data, data, data_dir,
-                             extractor or run.config.eval.extractor, seed, labels)
+        if not data.is_image:
+            from ..data.mixtures import MIXTURES, mixture
+
+            return ModeFeatures(mixture(data.name).means) if data.name in MIXTURES \
+                else Features()
+        name = cfg.eval.extractor or default_extractor(data.shape)
+        if name == "digits":  # small and shipped; inception would cost more than training
+            return ClassifierFeatures(name, value_range)
+        return PooledFeatures()
+
+    def evaluator(self, run: Run, extractor: str, data: str | None = None,
+                  data_dir: str | None = None) -> Callable[[int, int], dict[str, Any]]:
+        from ..evaluation import prepare_reference, score_samples
+
+        prepared = prepare_reference(run.config.data, data, data_dir,
+                                     extractor or run.config.eval.extractor)
+
+        def judge(num: int, seed: int) -> dict[str, Any]:
+            labels = None
+            if run.num_classes and not run.self_conditioned:
+                labels = run.draw_labels(num, seed)  # the classes asked for, for class_scores
+            x = run.generate(num, seed, labels)
+            if run.is_image:
+                lo, hi = run.value_range
+                x = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+            head = {"source": str(run.path), "step": run.step}
+            return score_samples(x, head, prepared, seed, labels)
+
+        return judge
 
 
 class PointKind(ImageKind):

@@ -18,23 +18,12 @@ from ..errors import DataError
 from .classes import class_coverage
 from .extractors import Extractor, default_extractor, get_extractor
 from .frechet import frechet_distance
+from .goals import GOALS, TIEBREAK
 from .kid import kernel_distance
 from .modes import mode_scores
 from .prdc import density_coverage, knn_radii, precision_recall
 from .score import inception_score
 
-# Whether a metric is better low or high. "fd" is FID when the extractor is inception.
-GOALS = {
-    "fd": "min", "kid": "min", "precision": "max", "recall": "max", "density": "max",
-    "coverage": "max", "is": "max", "classes": "max", "class_kl": "min",
-    "high_quality": "max", "modes": "max", "mode_kl": "min",
-    # tables (gankit.metrics.tabular)
-    "column_shapes": "max", "pair_trends": "max", "missing_similarity": "max",
-    "detection_auc": "min", "efficacy_f1_ratio": "max", "efficacy_r2_ratio": "max",
-    "dcr_share": "min",
-}
-# Ties on the main metric are broken by this one (modes are often all captured).
-TIEBREAK = {"modes": "high_quality"}
 REFERENCE_MAX = 10_000  # reference samples used at most (a fixed random subset beyond that)
 
 

@@ -45,7 +45,7 @@ ADAM_DEFAULTS = {"amsgrad": False, "maximize": False, "weight_decay": 0.0,
 def unsupported(trainer: Any) -> str | None:
     """Why the fused step cannot train ``trainer``'s config; None when it can."""
     cfg = trainer.cfg
-    m, r, t = cfg.model, cfg.reg, cfg.train
+    m, r, t = cfg.model, trainer.recipe.reg, cfg.train
     reasons = (
         (not t.fused_step, "train.fused_step is off"),
         (m.family != "mlp", f"model.family={m.family}"),

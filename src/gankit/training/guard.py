@@ -6,18 +6,26 @@ per log step, none per training step):
 - ``non_finite``: a NaN or infinite loss or D output, or a NaN/infinite weight;
 - ``exploding``: a logged loss of G or D above ``loss_max`` in size, or the last step's gradient
   norm of G or D above ``grad_norm_max``;
-- ``collapse``: D(x) >= 1 - margin while D(G(z)) <= margin, for ``collapse_steps`` steps.
+- ``collapse``: D(x) >= 1 - margin while D(G(z)) <= margin, for ``collapse_steps`` steps;
+- ``mode_collapse``: the collapse watch's figures (``training/collapse.py``) out of bounds
+  (diversity below ``diversity_min``, near-duplicates above ``duplicates_max`` or classes covered
+  below ``modes_min`` of the real batch's) at ``diversity_checks`` measurements in a row, from
+  step ``diversity_after`` on.
 
-On detection the trainer is rolled back to the newest checkpoint from before the trouble (or to
-the state at the start of ``fit`` when there is none), the learning rates are set to the
-configured ones times ``lr_factor ** rollbacks`` (penalty weights times
-``penalty_factor ** rollbacks``), and training goes on; after ``max_retries``
-rollbacks it stops with DivergedError. Each event goes to metrics.jsonl with an ``event`` key.
+On detection the trainer is rolled back to the newest checkpoint from before the trouble (for a
+mode collapse: from before its first failing measurement), or to the state at the start of
+``fit`` when there is none. After a divergence the learning rates are multiplied by
+``lr_factor`` and the penalty weights by ``penalty_factor``; after a mode collapse the next of
+``remedies`` is applied (``lr``: the rates times ``lr_factor``; ``noise``: instance noise that
+fades out over ``reg.noise_steps`` from then; ``r1``: an R1 penalty, or a stronger one). Training
+goes on; after ``max_retries`` rollbacks it stops with DivergedError. With no remedies a mode
+collapse is only warned about. Each event goes to metrics.jsonl with an ``event`` key.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -66,12 +74,21 @@ class Guard:
         self.cfg = cfg
         self.retries = 0
         self.collapse_since: int | None = None
+        self.mode_since: int | None = None  # first failing diversity measurement of a stretch
+        self.mode_fails = 0  # failing measurements in a row
+        self.lr_cuts = 0  # rollbacks that lowered the learning rates
+        self.penalty_raises = 0  # rollbacks that raised the penalty weights
+        self.remedies: list[tuple[str, int]] = []  # (remedy, step applied) of mode collapses
         self.events: list[dict[str, Any]] = []
+        self.warnings: list[str] = []  # lines to show, taken by the trainer
         self._start: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint keeps: the rollbacks used and the start of a collapse stretch."""
-        return {"retries": self.retries, "collapse_since": self.collapse_since}
+        """What a checkpoint keeps: the rollbacks and remedies so far, the trouble stretches."""
+        return {"retries": self.retries, "collapse_since": self.collapse_since,
+                "mode_since": self.mode_since, "mode_fails": self.mode_fails,
+                "lr_cuts": self.lr_cuts, "penalty_raises": self.penalty_raises,
+                "remedies": [list(r) for r in self.remedies]}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         """Restore ``state_dict()``; None (an older checkpoint) means a fresh guard."""
@@ -79,6 +96,30 @@ class Guard:
         self.retries = int(state.get("retries", 0))
         since = state.get("collapse_since")
         self.collapse_since = None if since is None else int(since)
+        since = state.get("mode_since")
+        self.mode_since = None if since is None else int(since)
+        self.mode_fails = int(state.get("mode_fails", 0))
+        # Checkpoints from before mode collapses: every rollback cut rates and raised penalties
+        self.lr_cuts = int(state.get("lr_cuts", self.retries))
+        self.penalty_raises = int(state.get("penalty_raises", self.retries))
+        self.remedies = [(str(r), int(s)) for r, s in state.get("remedies", [])]
+
+    def lr_scale(self) -> float:
+        """The factor on the configured learning rates after the rollbacks so far."""
+        return self.cfg.lr_factor ** self.lr_cuts
+
+    def regularisers(self, base: Any) -> tuple[Any, int]:
+        """(``base`` reg config with the remedies so far applied, the step instance noise
+        fades from)."""
+        reg, noise_from = base, 0
+        for remedy, step in self.remedies:
+            if remedy == "noise":
+                reg = dataclasses.replace(reg, instance_noise=max(reg.instance_noise, 0.1))
+                noise_from = step
+            elif remedy == "r1":
+                gamma = reg.r1_gamma * self.cfg.penalty_factor if reg.r1_gamma > 0 else 10.0
+                reg = dataclasses.replace(reg, r1_gamma=gamma)
+        return reg, noise_from
 
     def start(self, trainer: Trainer) -> None:
         """Remember the trainer's state at the start of ``fit``: the rollback of last resort."""
@@ -88,7 +129,8 @@ class Guard:
     def watch(self, trainer: Trainer, record: dict[str, Any] | None) -> str | None:
         """Check the statistics just logged (None: only the weights); on trouble, recover.
 
-        Returns a one-line account of the rollback, or None when all is well.
+        Returns a one-line account of the rollback, or None when all is well (a mode collapse
+        with no remedies is only warned about: see ``warnings``).
         """
         if not self.cfg.enabled:
             return None
@@ -98,10 +140,45 @@ class Guard:
             trouble = None if weights_finite(trainer) else ("non_finite", "weights")
         if trouble is None:
             return None
+        if trouble[0] == "mode_collapse" and not self.cfg.remedies:
+            self.warn(trainer, trouble[1])
+            return None
         e = self.recover(trainer, *trouble)
+        change = f", {e['remedy']}" if e.get("remedy") not in (None, "lr") else ""
         return (f"{e['reason']} at step {e['step']} ({e['detail']}); rolled back to step "
-                f"{e['rollback_to']}, lr_g {e['lr_g']:.3g}, lr_d {e['lr_d']:.3g} "
+                f"{e['rollback_to']}, lr_g {e['lr_g']:.3g}, lr_d {e['lr_d']:.3g}{change} "
                 f"(retry {e['retry']} of {e['max_retries']})")
+
+    def warn(self, trainer: Trainer, detail: str) -> None:
+        """Record and announce a mode collapse that is not acted upon (no remedies)."""
+        event = {"event": "warning", "step": trainer.step, "time": time.time(),
+                 "reason": "mode_collapse", "detail": detail, "action": "none"}
+        self._record(trainer, event)
+        self.warnings.append(f"warning: mode collapse at step {trainer.step} ({detail}); "
+                             "guard.remedies is empty, so training goes on")
+        self.mode_fails = 0  # warn again only after as many more failing measurements
+
+    def check_diversity(self, trainer: Trainer, record: dict[str, Any]) -> str | None:
+        """The detail of a mode collapse if the figures in ``record`` make one, else None."""
+        g = self.cfg
+        if "diversity" not in record:
+            return None
+        low = []
+        if record["diversity"] < g.diversity_min:
+            low.append(f"diversity {record['diversity']:.3g} < {g.diversity_min:g}")
+        if record["duplicates"] > g.duplicates_max:
+            low.append(f"duplicates {record['duplicates']:.3g} > {g.duplicates_max:g}")
+        if record["modes_real"] and record["modes"] < g.modes_min * record["modes_real"]:
+            low.append(f"{record['modes']} of {record['modes_real']} modes")
+        if not low or trainer.step < g.diversity_after:
+            self.mode_since, self.mode_fails = None, 0
+            return None
+        if self.mode_since is None:
+            self.mode_since = trainer.step
+        self.mode_fails += 1
+        if self.mode_fails < g.diversity_checks:
+            return None
+        return ", ".join(low) + f" since step {self.mode_since}"
 
     def check(self, trainer: Trainer, record: dict[str, Any]) -> tuple[str, str] | None:
         """``(reason, detail)`` if the statistics just logged show trouble, else None."""
@@ -129,7 +206,8 @@ class Guard:
                                     f"{stats['d_fake']:.4f} since step {self.collapse_since}")
         else:
             self.collapse_since = None
-        return None
+        detail = self.check_diversity(trainer, record)
+        return None if detail is None else ("mode_collapse", detail)
 
     def recover(self, trainer: Trainer, reason: str, detail: str) -> dict[str, Any]:
         """Roll ``trainer`` back and lower its learning rates; DivergedError when out of retries.
@@ -138,6 +216,8 @@ class Guard:
         """
         step = trainer.step
         limit = self.collapse_since if reason == "collapse" and self.collapse_since else step
+        if reason == "mode_collapse" and self.mode_since is not None:
+            limit = max(0, self.mode_since - 1)  # from before its first failing measurement
         event: dict[str, Any] = {"event": "divergence", "step": step, "time": time.time(),
                                  "reason": reason, "detail": detail,
                                  "retry": self.retries + 1, "max_retries": self.cfg.max_retries}
@@ -147,17 +227,32 @@ class Guard:
             event.update(event="stopped", action="stop", retry=self.retries)
             self._record(trainer, event)
             where = f" in {trainer.run_dir}/metrics.jsonl" if trainer.run_dir else ""
+            tried = ", ".join(f"{r} at step {s}" for r, s in self.remedies)
+            tried = f"; tried {tried}" if tried else ""
+            what = "collapsed to few modes" if reason == "mode_collapse" else "diverged"
             raise DivergedError(
-                f"training diverged at step {step} ({reason}: {detail}) after {self.retries} "
-                f"rollback(s) (guard.max_retries = {self.cfg.max_retries}); stopped, the last "
-                f"good checkpoint is kept and the events are listed{where}")
-        retries = self.retries + 1
+                f"training {what} at step {step} ({reason}: {detail}) after {self.retries} "
+                f"rollback(s) (guard.max_retries = {self.cfg.max_retries}{tried}); stopped, "
+                f"the last good checkpoint is kept and the events are listed{where}")
+        kept = (self.retries + 1, self.lr_cuts, self.penalty_raises, list(self.remedies))
         trainer.load_state(target)  # restores the guard's state of then: count from now
-        self.retries, self.collapse_since = retries, None
-        trainer.recipe.penalty_scale = self.penalty_scale()
+        self.retries, self.lr_cuts, self.penalty_raises, self.remedies = kept
+        self.collapse_since, self.mode_since, self.mode_fails = None, None, 0
+        remedy = None
+        if reason == "mode_collapse":
+            done = sum(1 for r, _ in self.remedies)
+            remedy = self.cfg.remedies[min(done, len(self.cfg.remedies) - 1)]
+            self.remedies.append((remedy, trainer.step))
+            self.lr_cuts += remedy == "lr"
+        else:
+            self.lr_cuts += 1
+            self.penalty_raises += 1
+        trainer.apply_remedies()
         lr_g, lr_d = trainer.set_rates()
         event.update(action="rollback", rollback_to=trainer.step, lr_g=lr_g, lr_d=lr_d,
                      penalty_scale=trainer.recipe.penalty_scale)
+        if remedy is not None:
+            event["remedy"] = remedy
         if trainer.run_dir is not None:
             runlog.truncate(trainer.run_dir / "metrics.jsonl", trainer.step)
             trainer.save_checkpoint()  # keeps the new rates; drops the abandoned checkpoints
@@ -166,7 +261,7 @@ class Guard:
 
     def penalty_scale(self) -> float:
         """The factor on the configured penalty weights after the rollbacks so far."""
-        return self.cfg.penalty_factor ** self.retries
+        return self.cfg.penalty_factor ** self.penalty_raises
 
     def _record(self, trainer: Trainer, event: dict[str, Any]) -> None:
         self.events.append(event)

@@ -17,8 +17,10 @@ from ..config import Config
 from ..data.base import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
+from ..metrics.goals import parse_target
 from ..recipe import Recipe
 from . import checkpoint, devices, distributed, fast, fused
+from .collapse import CollapseWatch
 from .evaluation import Evaluator
 from .guard import Guard, weights_finite
 from .progress import Progress
@@ -45,8 +47,8 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         t, m = cfg.train, cfg.model
-        init_seed, data_seed, noise_seed, fixed_seed, aug_seed, eval_seed, cluster_seed = (
-            derive_seeds(t.seed, 7))
+        (init_seed, data_seed, noise_seed, fixed_seed, aug_seed, eval_seed, cluster_seed,
+         watch_seed) = derive_seeds(t.seed, 8)
         # Under torchrun: this rank's share of the batch, and its own random streams.
         self.world = distributed.current()
         self.device = devices.resolve(t.device, self.world)
@@ -109,10 +111,12 @@ class Trainer:
         if self.fixed_y is not None:
             self.fixed_y = self.fixed_y.to(self.device)
         self.evaluator = Evaluator(cfg, data, eval_seed, self.cond, self.noise_dim)
+        self.target = parse_target(t.target) if t.target else None
         self.step = 0
         self._acc = torch.zeros(len(STAT_NAMES), device=self.device)
         self._acc_steps = 0
         self.guard = Guard(cfg.guard)
+        self.watch = CollapseWatch(self, watch_seed)
         self.stop_requested = False
         self._stop_agreed = False  # under torchrun: whether any rank asked to stop this step
         # The fused step where the config allows it (training/fused.py), else the generic one.
@@ -191,15 +195,25 @@ class Trainer:
     def set_rates(self) -> tuple[float, float]:
         """Set both optimizers' learning rates for the coming step; returns (lr_g, lr_d).
 
-        The configured rates times the schedule (``lr_scale``) times ``guard.lr_factor`` once per
-        rollback so far.
+        The configured rates times the schedule (``lr_scale``) times the guard's cut after its
+        rollbacks so far (``Guard.lr_scale``).
         """
-        scale = self.lr_scale() * self.guard.cfg.lr_factor ** self.guard.retries
+        scale = self.lr_scale() * self.guard.lr_scale()
         rates = (self.cfg.train.lr_g * scale, self.cfg.train.lr_d * scale)
         for opt, lr in zip((self.opt_g, self.opt_d), rates, strict=True):
             for group in opt.param_groups:
                 group["lr"] = lr
         return rates
+
+    def apply_remedies(self) -> None:
+        """Make the recipe what the guard's rollbacks so far made it (penalties, remedies); the
+        generic step takes over where a remedy needs what the fused one does not do."""
+        self.recipe.reg, self.recipe.noise_from = self.guard.regularisers(self.cfg.reg)
+        self.recipe.penalty_scale = self.guard.penalty_scale()
+        if self._fused is not None:
+            why = fused.unsupported(self)
+            if why is not None:
+                self._fused, self.step_kind = None, f"generic ({why})"
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -225,6 +239,8 @@ class Trainer:
         split = f" (batch {self.world.size}x{self.batch})" if self.world.size > 1 else ""
         bar = Progress(t.steps, enabled=progress and self.world.main, note=split)
         self._clock = (time.perf_counter(), self.step)
+        self._started = self._clock[0]
+        self.stopped: tuple[str, str] | None = None  # (reason, detail) of an early stop
         self.G.train()
         self.D.train()
         self.guard.start(self)
@@ -239,8 +255,19 @@ class Trainer:
                     bar.update(self.step, record)
                 if self.run_dir is not None and (self.step % t.sample_every == 0 or last):
                     self.save_samples()
+                reached = None
                 if self.run_dir is not None and self.evaluator.due(self.step, last):
-                    self.evaluator(self)
+                    reached = self._reached(self.evaluator(self))
+                if self.target is not None and self.evaluator.due(self.step, last):
+                    if self.world.size > 1:  # rank 0 evaluates, and every rank stops with it
+                        reached = distributed.agree(reached is not None, self.world) or None
+                    if reached is not None and not last:
+                        self._stop_early("target", reached if isinstance(reached, str) else
+                                         f"{self.target} reached")
+                        break
+                if self._out_of_time(last):
+                    self._stop_early("time", f"train.time_limit {t.time_limit:g} s spent")
+                    break
                 checks = self.run_dir is not None or self.world.size > 1
                 if checks and (self.step % t.checkpoint_every == 0 or last):
                     if self._rolled_back(None, bar):  # never checkpoint broken weights
@@ -256,6 +283,37 @@ class Trainer:
             raise
         bar.close()
 
+    def _reached(self, scores: dict[str, Any]) -> str | None:
+        """The account of ``train.target`` met by ``scores``, else None."""
+        if self.target is None or not self.target.met(scores):
+            return None
+        return f"{self.target} reached ({self.target.metric} {scores[self.target.metric]:.4g})"
+
+    def _out_of_time(self, last: bool) -> bool:
+        """Whether ``train.time_limit`` is spent (every step alone; at log steps under
+        torchrun, where rank 0's clock decides)."""
+        limit = self.cfg.train.time_limit
+        if limit <= 0 or last:
+            return False
+        spent = time.perf_counter() - self._started > limit
+        if self.world.size > 1:
+            if self.step % self.cfg.train.log_every:
+                return False
+            spent = distributed.agree(spent, self.world)
+        return spent
+
+    def _stop_early(self, reason: str, detail: str) -> None:
+        """End ``fit`` before ``train.steps``: samples, a checkpoint and a ``stopped`` event."""
+        self.stopped = (reason, detail)
+        if self.run_dir is None:
+            return
+        self.save_samples()
+        if weights_finite(self):
+            self.save_checkpoint()
+        runlog.append(self.run_dir / "metrics.jsonl",
+                      {"event": "stopped", "step": self.step, "time": time.time(),
+                       "reason": reason, "detail": detail, "action": "stop"})
+
     def request_stop(self) -> None:
         """Ask ``fit`` to stop cleanly at the end of the current step (signal-handler safe)."""
         self.stop_requested = True
@@ -263,6 +321,8 @@ class Trainer:
     def _rolled_back(self, record: dict[str, Any] | None, bar: Progress) -> bool:
         """Let the guard check (see ``Guard.watch``); True when it rolled the run back."""
         message = self.guard.watch(self, record)
+        while self.guard.warnings:
+            bar.message(f"gankit: {self.guard.warnings.pop(0)}")
         if self.world.size > 1:  # rank 0 decides, and every rank takes its state
             message = distributed.sync_rollback(self, message)
         if message is None:
@@ -285,6 +345,8 @@ class Trainer:
         record.update({k: round(v, 6) for k, v in zip(STAT_NAMES, means, strict=True)})
         record["steps_per_s"] = round(rate, 2)
         record["images_per_s"] = round(rate * self.cfg.train.batch_size, 1)
+        if self.watch.due(self):  # the collapse watch's figures (training/collapse.py)
+            record.update(self.watch(self))
         if self.run_dir is not None:
             runlog.append(self.run_dir / "metrics.jsonl", record)
         return record
@@ -379,7 +441,7 @@ class Trainer:
                 raise ValueError(f"its {tuple(c.shape)} cluster centroids do not fit this run's "
                                  f"{tuple(mine.shape)}")
             self.cond = self.cond.reassigned(self.x, c.to(torch.float32))
-        self.recipe.penalty_scale = self.guard.penalty_scale()
+        self.apply_remedies()
         if self.world.rank and not self.cfg.train.shared_draws:  # the checkpoint holds rank 0's
             for gen, seed in zip((self.gen_data, self.gen_noise, self.gen_aug),
                                  distributed.rank_seeds(self.cfg.train.seed, self.world.rank,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,12 +83,13 @@ class TableScorer(Scorer):
                  ) -> dict[str, float]:
         return self.rows(self.codec.decode(samples))
 
-    def rows(self, synthetic: pd.DataFrame) -> dict[str, float]:
-        """Metrics of decoded synthetic rows."""
+    def rows(self, synthetic: pd.DataFrame, seed: int | None = None) -> dict[str, float]:
+        """Metrics of decoded synthetic rows (their classifiers seeded by ``seed``, by default
+        the scorer's)."""
         from ...metrics.tabular import table_scores
 
         return table_scores(self.train, self.holdout, synthetic, self.kinds,
-                            target=self.target, seed=self.seed)
+                            target=self.target, seed=self.seed if seed is None else seed)
 
 
 def metric_kinds(codec: TableCodec) -> dict[str, str]:
@@ -169,20 +171,24 @@ class TableKind(Kind):
     def scorer(self, data: Dataset, cfg: Config) -> Scorer:
         return TableScorer(data.codec, data.frames, target_of(cfg.data), cfg.train.seed)
 
-    def evaluate(self, run: Run, num: int, seed: int, extractor: str,
-                 data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
+    def evaluator(self, run: Run, extractor: str, data: str | None = None,
+                  data_dir: str | None = None) -> Callable[[int, int], dict[str, Any]]:
         if data is not None:
             raise GankitError("--data is for image runs: a table run is scored against its "
                               "own held-out rows")
         cfg = run.config.data
         frames = load_frames(cfg)
-        synthetic = sample_rows(run, num, seed, [])
-        scores = TableScorer(run.codec, frames, target_of(cfg), seed).rows(synthetic)
-        holdout = frames[1]
-        return {"source": str(run.path), "step": run.step, "data": cfg.source,
-                "num": len(synthetic), "holdout_rows": len(holdout),
-                **{k: round(float(v), 6) if isinstance(v, float) else v
-                   for k, v in scores.items()}}
+        scorer = TableScorer(run.codec, frames, target_of(cfg), 0)  # the real rows typed once
+
+        def judge(num: int, seed: int) -> dict[str, Any]:
+            synthetic = sample_rows(run, num, seed, [])
+            scores = scorer.rows(synthetic, seed)  # the seed seeds its classifiers too
+            return {"source": str(run.path), "step": run.step, "data": cfg.source,
+                    "num": len(synthetic), "holdout_rows": len(frames[1]),
+                    **{k: round(float(v), 6) if isinstance(v, float) else v
+                       for k, v in scores.items()}}
+
+        return judge
 
     def describe(self, data: Dataset) -> str:
         return f"{len(data)} rows x {len(data.codec.names)} columns"

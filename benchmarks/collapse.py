@@ -1,0 +1,247 @@
+"""Mode collapse: is it noticed, and does the guard's remedy bring the modes back?
+
+Induced collapses (absurd learning rates, the textbook `seed` model, a discriminator too small
+to judge, on digits, ring8 and the Adult table) and healthy runs of shipped presets train
+in-process on one thread. Every 100 steps an independent judge scores 500 samples of the
+sampling generator (fixed noise): for digits the classes the digit classifier finds
+(``classes``, a class counting at a tenth of its fair share), for ring8 the mixture modes hit
+(``modes``), for a table the number of categories of its categorical columns that appear at all
+against the real rows' (``categories``). The onset of a collapse is the first judged step from
+which the judge says "collapsed" (at most 3 of 10 classes, 3 of 8 modes, half the categories)
+until the run's end or its detection.
+
+    python benchmarks/collapse.py detect --seeds 10         # detection (remedies off)
+    python benchmarks/collapse.py remedy --seeds 10         # with the default remedies
+    python benchmarks/collapse.py remedy --remedies noise r1 --cases digits-hilr
+    python benchmarks/collapse.py healthy --seeds 10        # false alarms of shipped presets
+    python benchmarks/collapse.py cost                      # the watch's share of training time
+
+Each prints one table (markdown) and, with ``--json FILE``, writes every run's record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gankit import kinds, runlog
+from gankit.config import resolve
+from gankit.errors import DivergedError
+from gankit.kinds.tables.codec import DISCRETE
+from gankit.run import prepare
+from gankit.training.trainer import Trainer
+
+# name -> (preset, data, overrides, steps)
+INDUCED = {
+    "digits-hilr": ("classic", "digits", ["train.lr_g=0.5", "train.lr_d=0.5"], 2000),
+    "digits-seed": ("seed", "digits", [], 2000),
+    "digits-smallD": ("classic", "digits", ["model.d_hidden=[4]"], 2000),
+    "ring8-hilr": ("mixture", "ring8", ["train.lr_g=0.1", "train.lr_d=0.1"], 2000),
+    "adult-hilr": ("tabular", "adult", ["train.lr_g=0.5", "train.lr_d=0.5"], 1000),
+    "adult-ns": ("tabular", "adult", ["loss.name=\"non_saturating\"", "reg.gp_weight=0",
+                                      "reg.pack=1", "train.lr_g=0.01", "train.lr_d=0.01"], 1000),
+    "adult-hilr2": ("tabular", "adult", ["train.lr_g=0.05", "train.lr_d=0.05"], 1000),
+}
+HEALTHY = {
+    "classic": ("classic", "digits", [], 2000),
+    "digits": ("digits", "digits", [], 2000),
+    "cgan": ("cgan", "digits", [], 2000),
+    "pacgan": ("pacgan", "digits", [], 2000),
+    "wgan-gp": ("wgan-gp", "digits", [], 2000),
+    "sngan": ("sngan", "digits", [], 2000),
+    "mixture": ("mixture", "ring8", [], 2000),
+    "mixture-grid": ("mixture-grid", "grid25", [], 2000),
+    "dcgan": ("dcgan", "digits", [], 600),
+    "tabular": ("tabular", "adult", [], 600),
+}
+
+
+def judge(trainer: Any, z: torch.Tensor, y: torch.Tensor | None, ref: Any) -> tuple[int, int]:
+    """(what the judge counts now, the count that means 'collapsed' or below)."""
+    x = trainer.generate(z, y)
+    data = trainer.data
+    if data.kind == "tables":
+        codec = data.codec
+        rows = codec.decode(x)
+        real = data.frames[0]
+        cats = [c.name for c in codec.columns if c.kind in DISCRETE]
+        have = sum(rows[c].nunique() for c in cats)
+        want = sum(real[c].nunique() for c in cats)
+        return have, want // 2
+    if not data.is_image:
+        from gankit.metrics.modes import mode_scores
+
+        return int(mode_scores(x, ref.means, ref.std)["modes"]), 3
+    lo, hi = trainer.value_range
+    probs = ref.probs(((x - lo) / (hi - lo)).clamp(0, 1))
+    counts = np.bincount(probs.argmax(1).numpy(), minlength=10)
+    return int((counts / len(x) > 0.01).sum()), 3
+
+
+def run_one(case: tuple, seed: int, extra: list[str]) -> dict[str, Any]:
+    """Train one case with the judge watching; its record."""
+    preset, data, overrides, steps = case
+    out = Path(tempfile.mkdtemp(prefix="collapse-")) / "run"
+    cfg = resolve(preset, None, [*overrides, "train.threads=1", "train.sample_every=100000",
+                                 *extra],
+                  {"data": {"source": data}, "train": {"steps": steps, "seed": seed}})
+    trainer = prepare(cfg, out)
+    if data == "ring8":
+        from gankit.data.mixtures import mixture
+
+        ref = mixture("ring8")
+    elif trainer.data.kind == "tables":
+        ref = None
+    else:
+        from gankit.metrics.extractors import get_extractor
+
+        ref = get_extractor("digits")
+    gen = torch.Generator().manual_seed(12345)
+    z = torch.randn(500, trainer.noise_dim, generator=gen)
+    y = trainer.cond.sample(500, gen)
+    judged: list[tuple[int, int, int]] = []
+    t0 = time.perf_counter()
+    status = "finished"
+    orig_log = trainer._log
+
+    def log_and_judge() -> dict[str, Any]:
+        record = orig_log()
+        if trainer.step % 100 == 0:
+            judged.append((trainer.step, *judge(trainer, z, y, ref)))
+        return record
+
+    trainer._log = log_and_judge  # type: ignore[method-assign]
+    try:
+        trainer.fit(progress=False)
+    except DivergedError:
+        status = "stopped (exit 3)"
+    seconds = time.perf_counter() - t0
+    events = [r for r in runlog.read(out / "metrics.jsonl") if "event" in r]
+    first = next((e["step"] for e in events if e.get("reason") == "mode_collapse"), None)
+    # Judged steps before the first detection (the run is rolled back after it)
+    before = [j for j in judged if first is None or j[0] <= first]
+    onset = None
+    for step, have, low in reversed(before):
+        if have > low:
+            break
+        onset = step
+    final = judge(trainer, z, y, ref)
+    return {"seed": seed, "onset": onset, "detected": first, "status": status,
+            "rollbacks": sum(1 for e in events if e.get("action") == "rollback"),
+            "remedies": [e.get("remedy") for e in events if e.get("remedy")],
+            "final": final[0], "collapsed_at_end": final[0] <= final[1],
+            "seconds": round(seconds, 1), "steps": trainer.step}
+
+
+def med(values: list[int]) -> str:
+    """The median, or a dash for none."""
+    return f"{statistics.median(values):.0f}" if values else "-"
+
+
+def full(case_name: str, final: int) -> bool:
+    """Whether a judge's final count means every class or mode is there."""
+    if case_name.startswith("digits"):
+        return final == 10
+    if case_name.startswith("ring8"):
+        return final == 8
+    return True
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=("detect", "remedy", "healthy", "cost"))
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--cases", nargs="*", default=None)
+    p.add_argument("--remedies", nargs="*", default=None, help="guard.remedies (remedy mode)")
+    p.add_argument("--set", action="append", default=[], help="extra config overrides")
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    print(f"# cpu capability {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}",
+          flush=True)
+    if a.mode == "cost":
+        return cost(a)
+    table = HEALTHY if a.mode == "healthy" else INDUCED
+    names = a.cases or list(table)
+    extra = list(a.set)
+    if a.mode == "detect":
+        extra.append("guard.remedies=[]")
+    elif a.mode == "remedy" and a.remedies is not None:
+        extra.append("guard.remedies=[" + ",".join(f'"{r}"' for r in a.remedies) + "]")
+    if a.mode == "healthy":
+        extra.append("guard.remedies=[]")
+    records: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        records[name] = []
+        for seed in range(a.seeds):
+            r = run_one(table[name], seed, extra)
+            records[name].append(r)
+            print(json.dumps({"case": name, **r}), file=sys.stderr, flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(records, indent=1))
+    if a.mode == "detect":
+        print("| case | runs | collapsed (judge) | detected | within 500 steps of onset | "
+              "median onset | median detection step |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for name, rs in records.items():
+            col = [r for r in rs if r["onset"] is not None]
+            det = [r for r in col if r["detected"] is not None]
+            fast = [r for r in det if r["detected"] - r["onset"] <= 500]
+            print(f"| {name} | {len(rs)} | {len(col)} | {len(det)} | {len(fast)} | "
+                  f"{med([r['onset'] for r in col])} | {med([r['detected'] for r in det])} |")
+    elif a.mode == "remedy":
+        print("| case | runs | detected | recovered (all modes at the end) | stopped, exit 3 | "
+              "other | remedies used |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for name, rs in records.items():
+            det = [r for r in rs if r["detected"] is not None]
+            ok = [r for r in rs if r["status"] == "finished" and full(name, r["final"])
+                  and not r["collapsed_at_end"]]
+            stop = [r for r in rs if r["status"] != "finished"]
+            used = sorted({m for r in rs for m in r["remedies"]})
+            print(f"| {name} | {len(rs)} | {len(det)} | {len(ok)} | {len(stop)} | "
+                  f"{len(rs) - len(ok) - len(stop)} | {', '.join(used) or '-'} |")
+    else:
+        print("| preset | data | steps | runs | false alarms | all modes at the end |")
+        print("|---|---|---:|---:|---:|---:|")
+        for name, rs in records.items():
+            alarms = sum(1 for r in rs if r["detected"] is not None)
+            ok = sum(1 for r in rs if full(table[name][1], r["final"]))
+            print(f"| {name} | {table[name][1]} | {table[name][3]} | {len(rs)} | {alarms} | "
+                  f"{ok} |")
+
+
+def cost(a: argparse.Namespace) -> None:
+    """Training seconds with the watch every 100 steps against none, same run, alternated."""
+    print("| preset | data | steps | without (s) | with (s) | share |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name in a.cases or ["classic", "mixture", "tabular"]:
+        preset, data, overrides, steps = HEALTHY[name]
+        times: dict[int, list[float]] = {0: [], 100: []}
+        for _ in range(3):
+            for every in (0, 100):
+                cfg = resolve(preset, None, [*overrides, "train.threads=1",
+                                             "train.sample_every=100000",
+                                             "train.checkpoint_every=100000",
+                                             f"guard.diversity_every={every}"],
+                              {"data": {"source": data}, "train": {"steps": min(steps, 1000)}})
+                trainer = Trainer(cfg, kinds.of_source(data).load(cfg.data))
+                t0 = time.perf_counter()
+                trainer.fit(progress=False)
+                times[every].append(time.perf_counter() - t0)
+        off, on = min(times[0]), min(times[100])
+        print(f"| {name} | {data} | {min(steps, 1000)} | {off:.2f} | {on:.2f} | "
+              f"{(on - off) / off:+.1%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
