@@ -115,7 +115,7 @@ def run_one(case: tuple, seed: int, extra: list[str]) -> dict[str, Any]:
 
     def log_and_judge() -> dict[str, Any]:
         record = orig_log()
-        if trainer.step % 100 == 0:
+        if trainer.step % 100 == 0 and not trainer.guard.events:  # until the first detection
             judged.append((trainer.step, *judge(trainer, z, y, ref)))
         return record
 
@@ -127,10 +127,8 @@ def run_one(case: tuple, seed: int, extra: list[str]) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     events = [r for r in runlog.read(out / "metrics.jsonl") if "event" in r]
     first = next((e["step"] for e in events if e.get("reason") == "mode_collapse"), None)
-    # Judged steps before the first detection (the run is rolled back after it)
-    before = [j for j in judged if first is None or j[0] <= first]
-    onset = None
-    for step, have, low in reversed(before):
+    onset = None  # judged steps until the first event (a rollback replays steps)
+    for step, have, low in reversed(judged):
         if have > low:
             break
         onset = step

@@ -13,13 +13,14 @@ per log step, none per training step):
   step ``diversity_after`` on.
 
 On detection the trainer is rolled back to the newest checkpoint from before the trouble (for a
-mode collapse: from before its first failing measurement), or to the state at the start of
-``fit`` when there is none. After a divergence the learning rates are multiplied by
-``lr_factor`` and the penalty weights by ``penalty_factor``; after a mode collapse the next of
-``remedies`` is applied (``lr``: the rates times ``lr_factor``; ``noise``: instance noise that
-fades out over ``reg.noise_steps`` from then; ``r1``: an R1 penalty, or a stronger one). Training
-goes on; after ``max_retries`` rollbacks it stops with DivergedError. With no remedies a mode
-collapse is only warned about. Each event goes to metrics.jsonl with an ``event`` key.
+mode collapse: from the last measurement within bounds, or the oldest state there is when none
+was), or to the state at the start of ``fit`` when there is none. After a divergence the
+learning rates are multiplied by ``lr_factor`` and the penalty weights by ``penalty_factor``;
+after a mode collapse the next of ``remedies`` is applied (``lr``: the rates times
+``lr_factor``; ``noise``: instance noise that fades out over ``reg.noise_steps`` from then;
+``r1``: an R1 penalty, or a stronger one). Training goes on; after ``max_retries`` rollbacks it
+stops with DivergedError. With no remedies a mode collapse is only warned about. Each event goes
+to metrics.jsonl with an ``event`` key.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Guard:
         self.collapse_since: int | None = None
         self.mode_since: int | None = None  # first failing diversity measurement of a stretch
         self.mode_fails = 0  # failing measurements in a row
+        self.healthy: int | None = None  # the step of the last measurement within bounds
         self.lr_cuts = 0  # rollbacks that lowered the learning rates
         self.penalty_raises = 0  # rollbacks that raised the penalty weights
         self.remedies: list[tuple[str, int]] = []  # (remedy, step applied) of mode collapses
@@ -87,6 +89,7 @@ class Guard:
         """What a checkpoint keeps: the rollbacks and remedies so far, the trouble stretches."""
         return {"retries": self.retries, "collapse_since": self.collapse_since,
                 "mode_since": self.mode_since, "mode_fails": self.mode_fails,
+                "healthy": self.healthy,
                 "lr_cuts": self.lr_cuts, "penalty_raises": self.penalty_raises,
                 "remedies": [list(r) for r in self.remedies]}
 
@@ -99,6 +102,8 @@ class Guard:
         since = state.get("mode_since")
         self.mode_since = None if since is None else int(since)
         self.mode_fails = int(state.get("mode_fails", 0))
+        healthy = state.get("healthy")
+        self.healthy = None if healthy is None else int(healthy)
         # Checkpoints from before mode collapses: every rollback cut rates and raised penalties
         self.lr_cuts = int(state.get("lr_cuts", self.retries))
         self.penalty_raises = int(state.get("penalty_raises", self.retries))
@@ -170,6 +175,8 @@ class Guard:
             low.append(f"duplicates {record['duplicates']:.3g} > {g.duplicates_max:g}")
         if record["modes_real"] and record["modes"] < g.modes_min * record["modes_real"]:
             low.append(f"{record['modes']} of {record['modes_real']} modes")
+        if not low and trainer.step >= g.diversity_after:  # warm-up figures prove nothing
+            self.healthy = trainer.step
         if not low or trainer.step < g.diversity_after:
             self.mode_since, self.mode_fails = None, 0
             return None
@@ -216,8 +223,8 @@ class Guard:
         """
         step = trainer.step
         limit = self.collapse_since if reason == "collapse" and self.collapse_since else step
-        if reason == "mode_collapse" and self.mode_since is not None:
-            limit = max(0, self.mode_since - 1)  # from before its first failing measurement
+        if reason == "mode_collapse":  # the last measurement within bounds; none: the oldest
+            limit = -1 if self.healthy is None else self.healthy
         event: dict[str, Any] = {"event": "divergence", "step": step, "time": time.time(),
                                  "reason": reason, "detail": detail,
                                  "retry": self.retries + 1, "max_retries": self.cfg.max_retries}

@@ -17,7 +17,7 @@ from ..config import Config
 from ..data.base import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
-from ..metrics.goals import parse_target
+from ..metrics.goals import GOALS, parse_target
 from ..recipe import Recipe
 from . import checkpoint, devices, distributed, fast, fused
 from .collapse import CollapseWatch
@@ -112,6 +112,7 @@ class Trainer:
             self.fixed_y = self.fixed_y.to(self.device)
         self.evaluator = Evaluator(cfg, data, eval_seed, self.cond, self.noise_dim)
         self.target = parse_target(t.target) if t.target else None
+        self.target_notes: list[str] = []
         self.step = 0
         self._acc = torch.zeros(len(STAT_NAMES), device=self.device)
         self._acc_steps = 0
@@ -257,7 +258,11 @@ class Trainer:
                     self.save_samples()
                 reached = None
                 if self.run_dir is not None and self.evaluator.due(self.step, last):
-                    reached = self._reached(self.evaluator(self))
+                    scores = self.evaluator(self)
+                    reached = self._reached(scores)
+                    note = self._target_note(scores)
+                    if note is not None:
+                        bar.message(f"gankit: warning: {note}")
                 if self.target is not None and self.evaluator.due(self.step, last):
                     if self.world.size > 1:  # rank 0 evaluates, and every rank stops with it
                         reached = distributed.agree(reached is not None, self.world) or None
@@ -288,6 +293,16 @@ class Trainer:
         if self.target is None or not self.target.met(scores):
             return None
         return f"{self.target} reached ({self.target.metric} {scores[self.target.metric]:.4g})"
+
+    def _target_note(self, scores: dict[str, Any]) -> str | None:
+        """Once per run: a note that ``train.target``'s metric is not one this run measures."""
+        if self.target is None or self.target.metric in scores or self.target_notes:
+            return None
+        have = ", ".join(k for k in scores if k in GOALS)
+        note = (f"train.target {self.target}: {self.target.metric} is not among this run's "
+                f"metrics ({have}); training goes on to train.steps")
+        self.target_notes.append(note)
+        return note
 
     def _out_of_time(self, last: bool) -> bool:
         """Whether ``train.time_limit`` is spent (every step alone; at log steps under

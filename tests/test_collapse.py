@@ -1,0 +1,240 @@
+"""Mode collapse: the diversity figures, the guard's verdict, warnings, remedies and stops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import gankit
+from gankit import runlog
+from gankit.cli import main
+from gankit.config import GuardConfig, resolve
+from gankit.errors import ConfigError, DivergedError
+from gankit.metrics.diversity import covered, diversity_reference, diversity_scores
+from gankit.training import checkpoint
+from gankit.training.collapse import due
+from gankit.training.guard import Guard
+
+# ring8 (unconditioned, pack 2: all 8 modes by step 100, measured) with an absurd learning rate
+# collapses within 50 steps; these settings judge from step 100 on, every 50 steps, so a collapse
+# is a warning at step 150.
+FAST = {"diversity_every": 50, "diversity_after": 100, "diversity_num": 128}
+COLLAPSING = ["model.clusters=0", "reg.pack=2", "train.lr_g=0.1", "train.lr_d=0.1",
+              "train.log_every=50",
+              "train.checkpoint_every=50", "train.sample_every=1000", "train.batch_size=128",
+              "train.lr_decay=0", *(f"guard.{k}={v}" for k, v in FAST.items())]
+
+
+def blobs(n: int, seed: int, k: int = 5) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.arange(k)[:, None] * np.array([[10.0, 0.0, 0.0]])
+    return centres[rng.integers(0, k, n)] + rng.normal(size=(n, 3))
+
+
+def events(run: Path) -> list[dict[str, Any]]:
+    return [r for r in runlog.read(run / "metrics.jsonl") if "event" in r]
+
+
+# -- the figures --------------------------------------------------------------------------------
+
+
+def test_real_like_batch_scores_like_real_data() -> None:
+    ref = diversity_reference(blobs(300, 0), clusters=5)
+    assert ref.modes == 5 and ref.num_classes == 5
+    s = diversity_scores(blobs(300, 1), ref)
+    assert 0.85 < s["diversity"] < 1.15
+    assert s["duplicates"] < 0.05
+    assert s["modes"] == s["modes_real"] == 5
+
+
+def test_one_point_batch_is_collapsed() -> None:
+    ref = diversity_reference(blobs(300, 0), clusters=5)
+    one = np.tile(blobs(1, 2), (300, 1)) + 1e-4 * np.random.default_rng(3).normal(size=(300, 3))
+    s = diversity_scores(one, ref)
+    assert s["diversity"] < 0.01
+    assert s["duplicates"] == 1.0
+    assert s["modes"] == 1
+
+
+def test_two_of_five_modes_are_counted() -> None:
+    ref = diversity_reference(blobs(500, 0), clusters=5)
+    x = blobs(500, 4)
+    x = x[x[:, 0] < 15]  # only the blobs at 0 and 10
+    s = diversity_scores(x, ref)
+    assert s["modes"] == 2 and s["duplicates"] < 0.05
+
+
+def test_classes_given_by_a_classifier() -> None:
+    feats = blobs(100, 0)
+    ref = diversity_reference(feats, classes=np.arange(100) % 10, num_classes=10)
+    assert ref.modes == 10 and ref.centroids is None
+    assert diversity_scores(feats, ref, classes=np.zeros(100, dtype=int))["modes"] == 1
+    with pytest.raises(ValueError, match="classes are needed"):
+        diversity_scores(feats, ref)
+
+
+def test_covered_needs_a_tenth_of_the_fair_share() -> None:
+    labels = np.array([0] * 95 + [1] * 4 + [2] * 1)  # fair share 1/3: a tenth is 3.3%
+    assert covered(labels, 3) == 2
+
+
+def test_due_at_the_first_log_step_past_each_multiple() -> None:
+    assert [s for s in range(100, 1100, 100) if due(s, 150, 100)] == [200, 300, 500, 600, 800,
+                                                                       900]
+    assert [s for s in range(50, 450, 50) if due(s, 100, 50)] == [100, 200, 300, 400]
+    assert not any(due(s, 0, 100) for s in range(100, 1000, 100))
+
+
+# -- the verdict --------------------------------------------------------------------------------
+
+
+def verdicts(guard: Guard, figures: list[tuple[int, float, float, int]]) -> list[str | None]:
+    out = []
+    for step, div, dup, modes in figures:
+        record = {"diversity": div, "duplicates": dup, "modes": modes, "modes_real": 10}
+        out.append(guard.check_diversity(SimpleNamespace(step=step), record))
+    return out
+
+
+def test_verdict_needs_consecutive_failures_after_the_warm_up() -> None:
+    g = Guard(GuardConfig(diversity_after=500, diversity_checks=2))
+    v = verdicts(g, [(300, 0.0, 1.0, 1), (400, 0.0, 1.0, 1),  # warm-up: no verdict
+                     (500, 0.1, 0.0, 9), (600, 0.9, 0.0, 9),  # one failure, then healthy
+                     (700, 0.9, 0.9, 9), (800, 0.9, 0.0, 2)])  # duplicates, then few modes
+    assert v[:5] == [None] * 5
+    assert v[5] == "2 of 10 modes since step 700"
+    g = Guard(GuardConfig(diversity_after=0, diversity_checks=1))
+    assert verdicts(g, [(100, 0.1, 0.0, 10)])[0] == "diversity 0.1 < 0.25 since step 100"
+
+
+def test_guard_state_keeps_stretches_and_remedies() -> None:
+    g = Guard(GuardConfig())
+    g.mode_since, g.mode_fails, g.lr_cuts, g.remedies = 700, 1, 2, [("noise", 400)]
+    h = Guard(GuardConfig())
+    h.load_state_dict(g.state_dict())
+    assert (h.mode_since, h.mode_fails, h.lr_cuts, h.remedies) == (700, 1, 2, [("noise", 400)])
+    old = Guard(GuardConfig())
+    old.load_state_dict({"retries": 2, "collapse_since": None})  # a checkpoint from before
+    assert old.lr_cuts == old.penalty_raises == 2 and old.remedies == []
+
+
+def test_bad_guard_values_are_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown remedy 'reset'"):
+        resolve("classic", overrides=['guard.remedies=["lr", "reset"]'])
+    with pytest.raises(ConfigError, match="guard.modes_min must be in"):
+        resolve("classic", overrides=["guard.modes_min=2"])
+
+
+# -- in training --------------------------------------------------------------------------------
+
+
+def collapsing(*extra: str, steps: int = 300) -> gankit.Config:
+    return resolve("mixture", overrides=[*COLLAPSING, *extra],
+                   values={"data": {"source": "ring8"}, "train": {"steps": steps}})
+
+
+def test_induced_collapse_is_warned_about(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["train", "--preset", "mixture", "--data", "ring8", "--steps", "200",
+                 "--out", str(tmp_path / "run"), *sum((["--set", s] for s in COLLAPSING), []),
+                 "--set", "guard.remedies=[]"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "warning: mode collapse at step 150" in err, err
+    warned = [e for e in events(tmp_path / "run") if e["event"] == "warning"]
+    assert warned and warned[0]["step"] == 150 and warned[0]["reason"] == "mode_collapse"
+    figures = [r for r in runlog.read(tmp_path / "run" / "metrics.jsonl") if "diversity" in r]
+    assert [r["step"] for r in figures] == [50, 100, 150, 200]
+    assert all(r["modes_real"] == 8 for r in figures)
+    assert all(r["duplicates"] > 0.5 or r["diversity"] < 0.25 for r in figures[1:]), [
+        (r["modes"], r["diversity"], r["duplicates"]) for r in figures]
+
+
+def test_healthy_run_has_no_alarm(tmp_path: Path) -> None:
+    cfg = resolve("mixture", overrides=[f"guard.{k}={v}" for k, v in FAST.items()] +
+                  ["model.clusters=0", "reg.pack=2", "train.log_every=50", "guard.remedies=[]"],
+                  values={"data": {"source": "ring8"}, "train": {"steps": 400}})
+    gankit.train(cfg, out=tmp_path / "run", progress=False)
+    assert events(tmp_path / "run") == []
+    figures = [r for r in runlog.read(tmp_path / "run" / "metrics.jsonl") if "diversity" in r]
+    assert len(figures) == 8 and figures[-1]["modes"] == 8 and figures[-1]["diversity"] > 0.8
+
+
+def test_collapse_is_rolled_back_and_remedied(tmp_path: Path) -> None:
+    # lr 0.1 collapses; one cut by 0.01 (to 1e-3) trains ring8 (measured: all 8 modes).
+    cfg = collapsing("guard.lr_factor=0.01", steps=600)
+    trainer = gankit.train(cfg, out=tmp_path / "run", progress=False)
+    rolled = [e for e in events(tmp_path / "run") if e.get("action") == "rollback"]
+    assert len(rolled) == 1
+    e = rolled[0]
+    assert e["reason"] == "mode_collapse" and e["remedy"] == "lr" and e["rollback_to"] < 100
+    assert e["lr_g"] == pytest.approx(1e-3)
+    assert trainer.step == 600
+    last = [r for r in runlog.read(tmp_path / "run" / "metrics.jsonl") if "diversity" in r][-1]
+    assert last["modes"] == 8 and last["duplicates"] < 0.1
+    # The remedy is in the checkpoint: a resumed run keeps the cut rate.
+    state = checkpoint.latest(tmp_path / "run" / "checkpoints")
+    assert state["guard"]["lr_cuts"] == 1
+    assert state["guard"]["remedies"] == [["lr", e["rollback_to"]]]
+
+
+def test_remedies_switch_on_penalties_and_the_generic_step(tmp_path: Path) -> None:
+    # Neither cures lr 0.1 (measured): the run stops after trying both.
+    cfg = collapsing('guard.remedies=["noise", "r1"]', "guard.max_retries=2", steps=400)
+    trainer = gankit.prepare(cfg, tmp_path / "run")
+    with pytest.raises(DivergedError, match=r"tried noise at step \d+, r1 at step \d+"):
+        trainer.fit(progress=False)
+    used = [e["remedy"] for e in events(tmp_path / "run") if e.get("action") == "rollback"]
+    assert used == ["noise", "r1"]
+    assert trainer.recipe.reg.instance_noise == pytest.approx(0.1)
+    assert trainer.recipe.reg.r1_gamma == pytest.approx(10.0)
+    assert trainer.step_kind == "generic (packing)"
+    # Resuming rebuilds the same recipe from the checkpoint's guard state.
+    resumed = gankit.prepare(gankit.resume_config(tmp_path / "run", 400), tmp_path / "run",
+                             resume=True)
+    assert resumed.recipe.reg == trainer.recipe.reg
+    assert resumed.recipe.noise_from == trainer.recipe.noise_from
+
+
+def test_a_remedy_the_fused_step_lacks_hands_over_to_the_generic_step() -> None:
+    trainer = gankit.Trainer(resolve("classic", values={"train": {"steps": 4, "batch_size": 8}}),
+                             gankit.load_data(resolve("classic").data))
+    assert trainer.step_kind == "fused"
+    trainer.guard.remedies = [("noise", 0)]
+    trainer.apply_remedies()
+    assert trainer.step_kind == "generic (instance noise)"
+    trainer.train_step()
+    assert trainer.step == 1
+
+
+def test_collapse_that_cannot_be_remedied_stops_with_exit_3(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["train", "--preset", "mixture", "--data", "ring8", "--steps", "600",
+                 "--out", str(tmp_path / "run"), *sum((["--set", s] for s in COLLAPSING), []),
+                 "--set", "guard.max_retries=1", "--set", "guard.lr_factor=0.9", "--quiet"])
+    assert code == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "collapsed to few modes" in err[0] and "tried lr at step" in err[0], err
+    stopped = [e for e in events(tmp_path / "run") if e["event"] == "stopped"]
+    assert stopped and stopped[0]["reason"] == "mode_collapse"
+    with pytest.raises(DivergedError):  # the same through the Python API
+        gankit.train(collapsing("guard.max_retries=0"), out=tmp_path / "api", progress=False)
+
+
+def test_watch_does_not_change_training(tmp_path: Path) -> None:
+    base = ["model.clusters=0", "train.log_every=50", "train.checkpoint_every=1000",
+            "train.sample_every=1000",            "guard.remedies=[]"]
+    a = resolve("mixture", overrides=[*base, "guard.diversity_every=50"],
+                values={"data": {"source": "ring8"}, "train": {"steps": 100}})
+    b = a.replace(guard={"diversity_every": 0})
+    ta = gankit.train(a, out=tmp_path / "a", progress=False)
+    tb = gankit.train(b, out=tmp_path / "b", progress=False)
+    for pa, pb in zip(ta.G.parameters(), tb.G.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert any("diversity" in r for r in runlog.read(tmp_path / "a" / "metrics.jsonl"))
+    assert not any("diversity" in r for r in runlog.read(tmp_path / "b" / "metrics.jsonl"))
