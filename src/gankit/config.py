@@ -149,6 +149,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     grid_size: int = 100  # samples in each grid of samples/
+    tensorboard: bool = False  # mirror metrics.jsonl and samples/ into RUN/tb/ (TensorBoard)
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ def same_run(stored: Config, preset: str | None = None, file: str | Path | None 
     taken = {}
     for section, keys in given.items():
         for key in keys:
-            if section == "train" and key in ("steps", "device"):
+            if section == "train" and key in ("steps", "device", "tensorboard"):
                 taken[key] = theirs[section][key]
             elif theirs[section][key] != ours[section][key]:
                 raise ConfigError(

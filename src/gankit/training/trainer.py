@@ -18,6 +18,7 @@ from ..data.base import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
 from ..recipe import Recipe
+from ..ship.tensorboard import board
 from . import checkpoint, devices, distributed, fast, fused
 from .evaluation import Evaluator
 from .guard import Guard, weights_finite
@@ -113,6 +114,7 @@ class Trainer:
         self._acc = torch.zeros(len(STAT_NAMES), device=self.device)
         self._acc_steps = 0
         self.guard = Guard(cfg.guard)
+        self.board = board(cfg, run_dir)  # train.tensorboard: RUN/tb/ mirrors the run's records
         self.stop_requested = False
         self._stop_agreed = False  # under torchrun: whether any rank asked to stop this step
         # The fused step where the config allows it (training/fused.py), else the generic one.
@@ -247,6 +249,8 @@ class Trainer:
                         continue
                     if self.run_dir is not None:
                         self.save_checkpoint()
+                if self.board is not None and self.board.due(self.step, last):
+                    self.board.sync()
                 if self._stop_agreed if self.world.size > 1 else self.stop_requested:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -254,6 +258,9 @@ class Trainer:
             if self.run_dir is not None and self.step > 0 and weights_finite(self):
                 self.save_checkpoint()
             raise
+        finally:
+            if self.board is not None:
+                self.board.close()
         bar.close()
 
     def request_stop(self) -> None:
