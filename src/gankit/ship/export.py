@@ -219,12 +219,11 @@ def export(run_path: str | Path, out: str | Path, ema: bool = True) -> tuple[Run
     """Export run ``run_path``'s sampling generator (its EMA when it has one and ``ema``) to
     ``out``; returns the run and the check against PyTorch (see ``check_against_torch``).
 
-    GankitError for an unusable ``out`` (checked before anything is loaded) and RunError for a
-    run without a checkpoint, or one whose file strays from PyTorch.
+    GankitError for an unusable ``out`` (checked before anything is loaded) or a missing onnx,
+    RunError for a run without a checkpoint or a file that strays from PyTorch.
     """
     out = Path(out)
     check_out(out)
-    _require()
     run = load_run(run_path, ema=ema)
     data = to_onnx(run)
     diff = check_against_torch(data, run)

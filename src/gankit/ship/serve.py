@@ -403,7 +403,10 @@ def make_handler(studio: Studio, host: str) -> type[BaseHTTPRequestHandler]:
             self.fail(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not allowed; "
                                                      "the page only reads (GET)")
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = refuse  # noqa: N815
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):  # any other method: 405, not http.server's 501
+                return self.refuse
+            raise AttributeError(name)
 
         def route(self) -> None:
             port = self.server.server_address[1]
