@@ -36,6 +36,12 @@
     return img;
   }
 
+  function shown(v) {  // a cell as text: numbers to 6 significant digits (downloads keep all)
+    if (v === null) return "";
+    if (typeof v === "number" && !Number.isInteger(v)) return String(Number(v.toPrecision(6)));
+    return String(v);
+  }
+
   function table(columns, rows, withIndex) {
     const t = document.createElement("table");
     const head = t.createTHead().insertRow();
@@ -44,7 +50,7 @@
     rows.forEach((row, i) => {
       const tr = body.insertRow();
       if (withIndex) tr.dataset.index = String(i);
-      for (const v of row) tr.insertCell().textContent = v === null ? "" : String(v);
+      for (const v of row) tr.insertCell().textContent = shown(v);
     });
     return t;
   }
@@ -114,10 +120,10 @@
     document.body.dataset.seed = String(state.seed);
   }
 
-  async function newSamples() {
+  async function newSamples(seed) {
     const buf = new Uint32Array(1);
     crypto.getRandomValues(buf);
-    state.seed = buf[0] >>> 1;
+    state.seed = seed === undefined ? buf[0] >>> 1 : seed;
     state.num = Math.max(1, Math.min(Number($("num").value) || 1, state.info.max_samples));
     $("num").value = String(state.num);
     state.label = $("label").value;
@@ -145,8 +151,9 @@
     else if (body.plot) view.appendChild(image(body.plot, "walked"));
     else view.appendChild(table(body.columns, body.rows, false));
     view.dataset.t = String(t);
-    const what = body.label === null ? "" :
-      ` with the condition of A (${state.info.labels[body.label]})`;
+    const name = body.label === null ? "" : state.info.labels[body.label];
+    const what = body.label === null ? "" : state.label === "" ?
+      ` with the condition of A (${name})` : ` with the condition ${name}`;
     $("walk-note").textContent = `${Math.round(t * 100)}% of the way from A to B${what}`;
   }
 
@@ -154,8 +161,9 @@
     const info = await api("/api/info", {});
     state.info = info;
     $("run").textContent = `${info.run} · step ${info.step}`;
-    $("about").textContent = `${info.family} generator of ${info.kind} ` +
-      `(${info.shape.join("×")}); at most ${info.max_samples} samples a request`;
+    const shape = info.kind === "tables" ? "rows" : `${info.kind} (${info.shape.join("×")})`;
+    $("about").textContent = `${info.family} generator of ${shape}; ` +
+      `at most ${info.max_samples} samples a request`;
     $("num").value = String(info.num);
     $("num").max = String(info.max_samples);
     if (info.labels) {
@@ -171,6 +179,7 @@
       $("pick-hint").textContent = "A and B are the first two points (green); the walk's " +
         "point is red.";
       $("grid-title").textContent = "Points";
+      document.querySelector(".ends").hidden = true;
     } else if (info.kind === "tables") {
       $("pick-hint").textContent = "Click a row to make it A, another to make it B.";
       $("grid-title").textContent = "Rows";
@@ -181,7 +190,8 @@
       clearTimeout(state.walkTimer);
       state.walkTimer = setTimeout(() => walk().catch(() => {}), 30);
     });
-    await newSamples();
+    const given = new URLSearchParams(location.search).get("seed");  // /?seed=N: that grid
+    await newSamples(given !== null && /^[0-9]{1,15}$/.test(given) ? Number(given) : undefined);
   }
 
   document.addEventListener("DOMContentLoaded", () => start().catch(() => {}));
