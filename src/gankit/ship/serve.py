@@ -15,6 +15,7 @@ import math
 import re
 import socket
 import socketserver
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -440,6 +441,13 @@ class Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is no error; anything else is one line, not a traceback."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, (ConnectionError, TimeoutError)):
+            print(f"gankit: serve: request from {client_address[0]} failed: {error}",
+                  file=sys.stderr)
 
 
 def make_server(run: Run, host: str = "127.0.0.1", port: int = 8765,
