@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import GankitError, RunError
 from ..fileio import atomic_write_bytes
+from ..kinds.base import View
 from ..run import Run, load_run
 
 INSTALL = "pip install 'gankit[export]'"
@@ -32,22 +33,16 @@ CHECK_TOLERANCE = 1e-4  # export refuses a file whose raw output strays further 
 
 
 class Sampler(nn.Module):
-    """A run's generator with its output in the run's own form (see the module docstring)."""
+    """A run's generator with its output in the run's own form (its kind's ``View.finish``)."""
 
-    def __init__(self, generator: nn.Module, value_range: tuple[float, float], images: bool
-                 ) -> None:
+    def __init__(self, generator: nn.Module, view: View) -> None:
         super().__init__()
         self.generator = generator
-        self.lo, self.hi = value_range
-        self.images = images
+        self.view = view
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None
-                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        x = self.generator(z, y)
-        if not self.images:
-            return x
-        u8 = ((x - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0).mul(255.0).round()
-        return u8.to(torch.uint8).permute(0, 2, 3, 1), x
+                ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        return self.view.finish(self.generator(z, y))
 
 
 def condition_input(run: Run) -> tuple[str, int] | None:
@@ -74,27 +69,15 @@ def example_inputs(run: Run, n: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
     return z, run.conditioning.sample(n, gen)
 
 
-def output_names(run: Run) -> list[str]:
-    """The exported model's outputs."""
-    if run.is_image:
-        return ["images", "raw"]
-    return ["rows"] if run.codec is not None else ["points"]
-
-
 def metadata(run: Run) -> dict[str, str]:
     """The ``metadata_props`` of the exported model: strings, JSON where structured."""
     from .. import __version__
 
     g = run.generator
     cond = condition_input(run)
-    shape = list(g.image_shape)
     inputs: dict[str, Any] = {"z": ["N", int(g.latent_dim)]}
-    outputs: dict[str, Any]
-    if run.is_image:
-        c, h, w = shape
-        outputs = {"images": ["N", h, w, c], "raw": ["N", c, h, w]}
-    else:
-        outputs = {output_names(run)[0]: ["N", shape[0]]}
+    if cond is not None:
+        inputs[cond[0]] = ["N"] if cond[0] == "label" else ["N", cond[1]]
     meta: dict[str, str] = {
         "gankit.version": __version__,
         "gankit.run": run.path.resolve().name,
@@ -103,40 +86,16 @@ def metadata(run: Run) -> dict[str, str]:
         "gankit.family": run.config.model.family,
         "gankit.ema": json.dumps(run.config.train.ema > 0),
         "gankit.noise": "z: independent standard normal draws",
-        "gankit.sample_shape": json.dumps(shape),
-        "gankit.inputs": "",
-        "gankit.outputs": json.dumps(outputs),
+        "gankit.sample_shape": json.dumps(list(g.image_shape)),
+        "gankit.inputs": json.dumps(inputs),
     }
-    if run.is_image:
-        meta["gankit.value_range"] = json.dumps({"images": [0, 255],
-                                                 "raw": list(run.value_range)})
-    elif run.codec is not None:
-        meta["gankit.value_range"] = json.dumps({"rows": [-1.0, 1.0]})
-        meta["gankit.codec"] = json.dumps(run.codec.to_json())
     if cond is not None and cond[0] == "label":
-        inputs["label"] = ["N"]
         meta["gankit.labels"] = "clusters" if run.self_conditioned else "classes"
         meta["gankit.num_labels"] = str(run.num_classes)
         share = (run.label_share if run.label_share is not None
                  else torch.full((run.num_classes,), 1.0 / run.num_classes))
         meta["gankit.label_share"] = json.dumps([round(float(s), 8) for s in share])
-    elif cond is not None:
-        inputs["condition"] = ["N", cond[1]]
-        meta["gankit.conditions"] = json.dumps(condition_options(run))
-    meta["gankit.inputs"] = json.dumps(inputs)
-    return meta
-
-
-def condition_options(run: Run) -> list[dict[str, Any]]:
-    """A table's condition vector cell by cell: the column, the category and its share among
-    generated samples (the option a one-hot ``condition`` row picks)."""
-    from ..kinds.tables.codec import DISCRETE
-
-    cond = run.conditioning
-    assert cond is not None and cond.p_share is not None
-    cells = [(c.name, v) for c in run.codec.columns if c.kind in DISCRETE for v in c.categories]
-    return [{"column": name, "value": value, "share": round(float(p), 8)}
-            for (name, value), p in zip(cells, cond.p_share, strict=True)]
+    return meta | run.kind.view(run).describe()
 
 
 @contextlib.contextmanager
@@ -179,14 +138,15 @@ def check_out(out: Path) -> None:
 def to_onnx(run: Run) -> bytes:
     """The ONNX model (bytes) of ``run``'s sampling generator, metadata included."""
     onnx = _require()
-    sampler = Sampler(run.generator, run.value_range, run.is_image).eval()
+    view = run.kind.view(run)
+    sampler = Sampler(run.generator, view).eval()
     args = example_inputs(run, 2)
     cond = condition_input(run)
     names = ["z"] + ([cond[0]] if cond is not None else [])
     batch = torch.export.Dim("batch")
     with _quiet(), torch.no_grad():
         program = torch.onnx.export(sampler, args, dynamo=True, input_names=names,
-                                    output_names=output_names(run),
+                                    output_names=list(view.outputs),
                                     dynamic_shapes=tuple({0: batch} for _ in args),
                                     external_data=False, verbose=False)
     model = program.model_proto

@@ -7,9 +7,7 @@ system. The page, its script and its style are package files read by name.
 
 from __future__ import annotations
 
-import base64
 import errno
-import io
 import json
 import math
 import re
@@ -25,7 +23,6 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import numpy as np
 import torch
 
 from ..errors import GankitError
@@ -57,11 +54,6 @@ class Pick:
     index: int
 
 
-def data_url(png: bytes) -> str:
-    """A PNG as a ``data:`` URL."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     """Spherical interpolation between noise vectors (keeps a Gaussian draw's typical norm)."""
     cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
@@ -73,7 +65,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 
 class Studio:
-    """What the page asks of a run: samples, walks between two of them, downloads.
+    """What the page asks of a run: samples, walks between two of them, downloads; what they
+    look like is the run's kind's to say (``kinds.base.View``).
 
     Samples for (num, seed, label) are those of ``gankit sample --num --seed --class``; every
     count is capped at ``max_samples``. Generation is serialised by a lock.
@@ -81,35 +74,18 @@ class Studio:
 
     def __init__(self, run: Run, max_samples: int = 1024) -> None:
         self.run = run
+        self.view = run.kind.view(run)
         self.max_samples = max_samples
         self.lock = threading.Lock()
-        self.kind = "tables" if run.codec is not None else ("images" if run.is_image
-                                                            else "points")
-
-    # -- what the run offers ---------------------------------------------------------------
-
-    def label_names(self) -> list[str] | None:
-        """The names of the picker's choices: classes, clusters or a table's categories."""
-        run = self.run
-        if run.num_classes:
-            what = "cluster" if run.self_conditioned else "class"
-            return [f"{what} {k}" for k in range(run.num_classes)]
-        if self.kind == "tables" and run.conditioning is not None:
-            from .export import condition_options
-
-            return [f"{o['column']} = {o['value']}" for o in condition_options(run)]
-        return None
 
     def info(self) -> dict[str, Any]:
         """The run as the page describes it."""
         run = self.run
-        default = {"images": min(100 if run.grid_columns(100) else 36, self.max_samples),
-                   "points": min(1000, self.max_samples), "tables": min(20, self.max_samples)}
-        return {"run": run.path.resolve().name, "step": run.step, "kind": self.kind,
+        num = min(self.view.page_num, self.max_samples)
+        return {"run": run.path.resolve().name, "step": run.step, "kind": run.kind.name,
                 "family": run.config.model.family, "shape": list(run.generator.image_shape),
-                "labels": self.label_names(), "max_samples": self.max_samples,
-                "num": default[self.kind], "columns": run.grid_columns(default[self.kind]),
-                "downloads": ["csv"] if self.kind == "tables" else ["png", "npz"]}
+                "labels": self.view.choices(), "max_samples": self.max_samples, "num": num,
+                "downloads": list(self.view.downloads)}
 
     # -- drawing ---------------------------------------------------------------------------
 
@@ -129,23 +105,18 @@ class Studio:
 
     def conditions(self, num: int, seed: int, label: int | None) -> torch.Tensor | None:
         """The labels or condition vectors of ``num`` samples (``label``: the picker's
-        choice; None: as ``gankit sample`` draws them)."""
-        run = self.run
-        if self.kind != "tables":
+        option; None: as ``gankit sample`` draws them)."""
+        cond = self.run.conditioning  # a table's condition vectors; else labels, or none
+        if cond is None:
             try:
-                return run.labels(num, label, seed)
+                return self.run.labels(num, label, seed)
             except GankitError as e:
                 raise RequestError(str(e)) from None
-        cond = run.conditioning
-        if cond is None:
-            if label is not None:
-                raise RequestError("this table run is not conditioned: it has no categories")
-            return None
-        if label is not None:
-            if not 0 <= label < cond.vector_dim:
-                raise RequestError(f"condition {label} is not one of 0..{cond.vector_dim - 1}")
-            return cond.vectors(torch.full((num,), label, dtype=torch.int64))
-        return cond.sample(num, torch.Generator().manual_seed(derive_seeds(seed, 1)[0]))
+        if label is None:
+            return cond.sample(num, torch.Generator().manual_seed(derive_seeds(seed, 1)[0]))
+        if not 0 <= label < cond.vector_dim:
+            raise RequestError(f"condition {label} is not one of 0..{cond.vector_dim - 1}")
+        return cond.vectors(torch.full((num,), label, dtype=torch.int64))
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
@@ -162,42 +133,22 @@ class Studio:
         y = self.conditions(num, seed, label)
         return self.generate(self.noise(num, seed), y), y
 
-    def as_uint8(self, x: torch.Tensor) -> np.ndarray:
-        """Images as uint8 (N, H, W, C)."""
-        from ..images import to_uint8
-
-        return to_uint8(x, self.run.value_range)
-
-    def frame(self, x: torch.Tensor) -> dict[str, Any]:
-        """A table's decoded rows as JSON values (columns, rows)."""
-        df = self.run.codec.decode(x)
-        split = json.loads(df.to_json(orient="split", index=False, date_format="iso",
-                                      date_unit="s"))
-        return {"columns": split["columns"], "rows": split["data"]}
+    def columns(self, num: int, label: int | None) -> int:
+        """Grid columns: one row per class unless one class is asked for (0: square)."""
+        return 0 if label is not None else self.run.grid_columns(num)
 
     @staticmethod
     def label_list(y: torch.Tensor | None) -> list[int] | None:
-        """Per-sample label (or a condition vector's option) for the page."""
+        """Each sample's label, or its condition vector's option, for the page."""
         if y is None:
             return None
         return (y.argmax(1) if y.ndim == 2 else y).tolist()
 
     def samples(self, num: int, seed: int, label: int | None) -> dict[str, Any]:
-        """A grid: images (PNG data URLs), a scatter plot of points, or a table's rows."""
+        """A grid of samples as the run's kind shows it."""
         x, y = self.draw(num, seed, label)
-        out: dict[str, Any] = {"seed": seed, "num": num, "labels": self.label_list(y)}
-        if self.kind == "images":
-            from ..images import png_bytes
-
-            imgs = self.as_uint8(x)
-            scale = max(1, 64 // imgs.shape[1])
-            out["images"] = [data_url(png_bytes(im, scale)) for im in imgs]
-            out["columns"] = 0 if label is not None else self.run.grid_columns(num)
-        elif self.kind == "points":
-            out["plot"] = data_url(self.plot(x.numpy()))
-        else:
-            out.update(self.frame(x))
-        return out
+        return {"seed": seed, "num": num, "labels": self.label_list(y),
+                **self.view.grid(x, self.columns(num, label))}
 
     def walk(self, a: Pick, b: Pick, t: float, label: int | None) -> dict[str, Any]:
         """The sample at ``t`` in [0, 1] on the spherical path from noise ``a`` to ``b``,
@@ -209,78 +160,31 @@ class Studio:
             if not 0 <= p.index < p.num:
                 raise RequestError(f"{name}_index must be between 0 and {p.num - 1}, "
                                    f"got {p.index}")
-        z = slerp(za[a.index], zb[b.index], t)[None]
         if label is None:
             ya = self.conditions(a.num, a.seed, None)
             y = None if ya is None else ya[a.index:a.index + 1]
         else:
             y = self.conditions(1, a.seed, label)
-        x = self.generate(z, y)
-        out: dict[str, Any] = {"t": t, "label": None if y is None else self.label_list(y)[0]}
-        if self.kind == "images":
-            from ..images import png_bytes
+        x = self.generate(slerp(za[a.index], zb[b.index], t)[None], y)
 
-            img = self.as_uint8(x)[0]
-            out["image"] = data_url(png_bytes(img, max(1, 192 // img.shape[0])))
-        elif self.kind == "points":
-            grid, _ = self.draw(a.num, a.seed, None)
-            ends = self.generate(torch.stack([za[a.index], zb[b.index]]),
-                                 None if y is None else y.expand(2, *y.shape[1:]))
-            out["plot"] = data_url(self.plot(grid.numpy(), ends.numpy(), x.numpy()[0]))
-            out["point"] = [round(float(v), 6) for v in x[0]]
-        else:
-            out.update(self.frame(x))
-        return out
+        def context() -> tuple[torch.Tensor, torch.Tensor]:  # A's grid and the walk's ends
+            ends = torch.stack([za[a.index], zb[b.index]])
+            return (self.draw(a.num, a.seed, None)[0],
+                    self.generate(ends, None if y is None else y.expand(2, *y.shape[1:])))
 
-    def plot(self, points: np.ndarray, ends: np.ndarray | None = None,
-             here: np.ndarray | None = None) -> bytes:
-        """A scatter plot of 2-D ``points`` (PNG): the walk's ends (A, B) and its point."""
-        from PIL import Image, ImageDraw
-
-        from ..images import png_bytes, points_extent, scatter
-
-        extent = points_extent(points)
-        size = 320
-        pil = Image.fromarray(scatter(points[:, :2], extent, size))
-        draw = ImageDraw.Draw(pil)
-
-        def px(p: np.ndarray) -> tuple[float, float]:
-            return ((p[0] / extent + 1) * 0.5 * (size - 1),
-                    (1 - (p[1] / extent + 1) * 0.5) * (size - 1))
-
-        for p, color in [*((e, (40, 160, 60)) for e in (ends if ends is not None else [])),
-                         *([(here, (220, 40, 40))] if here is not None else [])]:
-            x, y = px(p)
-            draw.ellipse([x - 5, y - 5, x + 5, y + 5], outline=color, width=2)
-        return png_bytes(np.asarray(pil))
+        label_out = None if y is None else self.label_list(y)[0]
+        return {"t": t, "label": label_out, **self.view.walked(x, context)}
 
     def download(self, fmt: str, num: int, seed: int, label: int | None
                  ) -> tuple[str, str, bytes]:
-        """(content type, file name, bytes) of ``num`` samples: PNG or NPZ (images, points),
-        CSV (tables), as ``gankit sample`` writes them."""
-        allowed = self.info()["downloads"]
-        if fmt not in allowed:
-            raise RequestError(f"format must be {' or '.join(allowed)} for a run that makes "
-                               f"{self.kind}, got '{fmt}'")
+        """(content type, file name, bytes) of ``num`` samples in format ``fmt``."""
+        if fmt not in self.view.downloads:
+            raise RequestError(f"format must be {' or '.join(self.view.downloads)} for a run "
+                               f"that makes {self.run.kind.name}, got '{fmt}'")
         x, _ = self.draw(num, seed, label)
+        ctype, suffix, body = self.view.download(fmt, x, self.columns(num, label))
         name = re.sub(r"[^A-Za-z0-9._-]", "_", self.run.path.resolve().name) or "run"
-        stem = f"{name}-step{self.run.step}-seed{seed}"
-        if fmt == "csv":
-            return ("text/csv; charset=utf-8", f"{stem}.csv",
-                    self.run.codec.decode(x).to_csv(index=False).encode("utf-8"))
-        if fmt == "png":
-            from ..images import make_grid, png_bytes
-
-            if self.kind == "points":
-                return "image/png", f"{stem}.png", self.plot(x.numpy())
-            cols = 0 if label is not None else self.run.grid_columns(num)
-            return "image/png", f"{stem}.png", png_bytes(make_grid(self.as_uint8(x), cols))
-        buf = io.BytesIO()
-        if self.kind == "images":
-            np.savez_compressed(buf, images=self.as_uint8(x))
-        else:
-            np.savez_compressed(buf, samples=x.numpy().astype(np.float32))
-        return "application/octet-stream", f"{stem}.npz", buf.getvalue()
+        return ctype, f"{name}-step{self.run.step}-seed{seed}{suffix}", body
 
 
 # -- HTTP ------------------------------------------------------------------------------------
