@@ -205,6 +205,16 @@ def test_port_in_use_is_one_line(runs: dict[str, Run], capsys: pytest.CaptureFix
                    "(choose another with --port)\n")
 
 
+@pytest.mark.parametrize("port, message", [("99999", "a port is at most 65535"),
+                                           ("http", "is not an integer")])
+def test_bad_ports_are_one_line(runs: dict[str, Run], port: str, message: str,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["serve", str(runs["conditional"].path), "--port", port])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and message in err
+
+
 def test_server_binds_ipv4_by_default(runs: dict[str, Run]) -> None:
     server = make_server(runs["conditional"], port=0)
     try:

@@ -45,6 +45,14 @@ positive_int = int_at_least(1)
 natural_int = int_at_least(0)
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = natural_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value
+
+
 def make_parser() -> Parser:
     """The full command-line grammar."""
     parser = Parser(prog="gankit", description="Train and sample generative adversarial networks.")
@@ -113,7 +121,8 @@ def make_parser() -> Parser:
     v = sub.add_parser("serve", help="a local web page that samples from a run")
     v.add_argument("run", metavar="RUN", help="run directory")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    v.add_argument("--port", type=natural_int, default=8765, help="port (default 8765)")
+    v.add_argument("--port", type=port_number, default=8765,
+                   help="port (default 8765; 0: any free one)")
     v.add_argument("--max-samples", type=positive_int, default=1024, metavar="N",
                    help="most samples one request may ask for (default 1024)")
     v.add_argument("--no-ema", action="store_true", help="the raw generator, not its average")

@@ -367,6 +367,8 @@ def make_server(run: Run, host: str = "127.0.0.1", port: int = 8765,
             raise GankitError(f"cannot listen on {host}:{port}: the port is in use "
                               "(choose another with --port)") from None
         raise GankitError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    except OverflowError as e:  # a port past 65535
+        raise GankitError(f"cannot listen on {host}:{port}: {e}") from None
     return server
 
 
