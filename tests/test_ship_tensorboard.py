@@ -46,11 +46,13 @@ def test_tensorboard_mirrors_metrics_and_samples(tmp_path: Path) -> None:
     records = runlog.read(run / "metrics.jsonl")
     want: dict[str, list[tuple[int, float]]] = {}
     for r in records:
+        group = "train" if "loss_g" in r else "eval"  # training statistics, or evaluations
         for key, value in r.items():
             if key not in ("step", "time") and isinstance(value, (int, float)) \
                     and not isinstance(value, bool):
-                want.setdefault(key, []).append((r["step"], value))
-    assert set(scalars) == set(want) and {"loss_d", "fd", "steps_per_s"} <= set(want)
+                want.setdefault(f"{group}/{key}", []).append((r["step"], value))
+    assert set(scalars) == set(want)
+    assert {"train/loss_d", "train/steps_per_s", "eval/fd", "eval/precision"} <= set(want)
     for key, points in want.items():  # every record, once, at its step
         assert [s for s, _ in scalars[key]] == [s for s, _ in points], key
         for (_, got), (_, value) in zip(scalars[key], points, strict=True):
@@ -65,14 +67,15 @@ def test_events_and_table_previews_become_text(tmp_path: Path) -> None:
     board = Board(tmp_path, (1,))  # what is there already counts as shown
     event = {"event": "divergence", "reason": "nan", "step": 4, "rollback_to": 2}
     runlog.append(tmp_path / "metrics.jsonl", event)
-    runlog.append(tmp_path / "metrics.jsonl", {"step": 3, "time": 2.0, "loss_d": 0.25})
+    runlog.append(tmp_path / "metrics.jsonl", {"step": 3, "time": 2.0, "loss_g": 0.25})
+    runlog.append(tmp_path / "metrics.jsonl", {"step": 3, "time": 2.0, "fd": 7.5, "best": True})
     (tmp_path / "samples" / "step-000000003.csv").write_text("a,b\n1,x\n")
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 4, "loss')  # a torn line is skipped
     board.sync()
     board.close()
     scalars, images, texts = events(tmp_path / "tb")
-    assert scalars == {"loss_d": [(3, 0.25)]} and images == {}
+    assert scalars == {"train/loss_g": [(3, 0.25)], "eval/fd": [(3, 7.5)]} and images == {}
     assert texts["events/divergence"] == [(4, "`" + json.dumps(event) + "`")]
     assert texts["samples"] == [(3, "```\na,b\n1,x\n\n```")]
 

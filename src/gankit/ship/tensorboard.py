@@ -70,7 +70,8 @@ class Board:
         self._writer.flush()
 
     def record(self, record: dict[str, Any]) -> None:
-        """One metrics.jsonl record: numbers as scalars at its step, events as text."""
+        """One metrics.jsonl record: numbers as scalars at its step (``train/KEY`` for the
+        training statistics, ``eval/KEY`` for evaluations), events as text."""
         w = self._writer
         step = record.get("step")
         step = step if isinstance(step, int) else None
@@ -78,11 +79,12 @@ class Board:
         if "event" in record:
             w.add_text(f"events/{record['event']}", "`" + json.dumps(record) + "`", step, when)
             return
+        group = "train" if "loss_g" in record else "eval"
         for key, value in record.items():
             if key in ("step", "time") or isinstance(value, bool):
                 continue
             if isinstance(value, (int, float)):
-                w.add_scalar(key, value, step, when)
+                w.add_scalar(f"{group}/{key}", value, step, when)
 
     def preview(self, path: Path) -> None:
         """One file of samples/: a PNG grid as an image, a table's CSV preview as text."""
