@@ -68,6 +68,14 @@ DEFAULT_TARGET_EVERY = 500  # eval.every for --target when neither it nor --eval
 natural_int = int_at_least(0)
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = natural_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value
+
+
 def make_parser() -> Parser:
     """The full command-line grammar."""
     parser = Parser(prog="gankit", description="Train and sample generative adversarial networks.")
@@ -98,6 +106,8 @@ def make_parser() -> Parser:
     t.add_argument("--time", type=duration, metavar="DURATION",
                    help="stop with a checkpoint after this much training: 90s, 5m, 1h")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also write TensorBoard event files under RUN/tb/ (train.tensorboard)")
     t.add_argument("--quiet", action="store_true", help="no progress display")
 
     s = sub.add_parser("sample", help="generate images (or 2-D points) from a trained run")
@@ -138,6 +148,20 @@ def make_parser() -> Parser:
     r.add_argument("run", metavar="RUN", help="run directory")
     r.add_argument("--out", metavar="FILE.html", help="where to write (default: RUN/report.html)")
 
+    x = sub.add_parser("export", help="write a run's sampling generator as an ONNX file")
+    x.add_argument("run", metavar="RUN", help="run directory")
+    x.add_argument("--out", required=True, metavar="FILE.onnx")
+    x.add_argument("--no-ema", action="store_true", help="the raw generator, not its average")
+
+    v = sub.add_parser("serve", help="a local web page that samples from a run")
+    v.add_argument("run", metavar="RUN", help="run directory")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    v.add_argument("--port", type=port_number, default=8765,
+                   help="port (default 8765; 0: any free one)")
+    v.add_argument("--max-samples", type=positive_int, default=1024, metavar="N",
+                   help="most samples one request may ask for (default 1024)")
+    v.add_argument("--no-ema", action="store_true", help="the raw generator, not its average")
+
     sub.add_parser("presets", help="list the shipped presets")
     return parser
 
@@ -162,7 +186,8 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
             given = {"data": {"source": args.data, "dir": args.data_dir},
                      "train": {"batch_size": args.batch_size, "seed": args.seed,
                                "steps": args.steps, "device": args.devices,
-                               "target": args.target, "time_limit": args.time},
+                               "target": args.target, "time_limit": args.time,
+                               "tensorboard": args.tensorboard},
                      "eval": {"every": args.eval_every}}
             cfg = same_run(resume_config(out), args.preset, args.config, args.set, given)
     else:
@@ -173,7 +198,7 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
             values["data"]["source"] = args.data
         if args.data_dir is not None:
             values["data"]["dir"] = args.data_dir
-        for key in ("steps", "batch_size", "seed", "target"):
+        for key in ("steps", "batch_size", "seed", "target", "tensorboard"):
             if getattr(args, key) is not None:
                 values["train"][key] = getattr(args, key)
         if args.time is not None:
@@ -292,6 +317,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``gankit export``."""
+    from .ship.export import export
+
+    run, diff = export(args.run, args.out, ema=not args.no_ema)
+    which = "raw" if args.no_ema or run.config.train.ema <= 0 else "EMA"
+    check = ("" if diff is None
+             else f"; ONNX Runtime matches PyTorch within {max(diff, 1e-12):.1e}")
+    print(f"gankit: wrote {args.out} ({run.kind.name}, {which} generator of step {run.step})"
+          f"{check}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``gankit serve``: until Ctrl-C."""
+    from .ship.serve import serve
+
+    serve(args.run, args.host, args.port, args.max_samples, ema=not args.no_ema,
+          say=lambda text: print(text, file=sys.stderr))
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     """``gankit presets``."""
     for name in presets():
@@ -300,7 +347,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "report": cmd_report,
-            "presets": cmd_presets}
+            "export": cmd_export, "serve": cmd_serve, "presets": cmd_presets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -152,6 +152,7 @@ class TrainConfig:
     grid_size: int = 100  # samples in each grid of samples/
     target: str = ""  # stop at the first evaluation reaching it: fd=3, precision>0.7; "" = none
     time_limit: float = 0.0  # seconds one process trains, then stops with a checkpoint; 0 = none
+    tensorboard: bool = False  # mirror metrics.jsonl and samples/ into RUN/tb/ (TensorBoard)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,13 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     return buf.getvalue()
 
 
+def png_data_url(png: bytes) -> str:
+    """PNG bytes as a ``data:`` URL (for a page's ``<img src>``)."""
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def save_png(image: np.ndarray, path: str | Path, scale: int = 1) -> None:
     """Write a uint8 (H, W, C) image to ``path`` as PNG, atomically."""
     atomic_write_bytes(path, png_bytes(image, scale))

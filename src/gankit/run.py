@@ -80,8 +80,8 @@ def resume_config(out: Path, steps: int | None = None, device: str | None = None
 
 
 # What a resuming command may change: how long and where the run trains, not what it trains.
-RESUME_MAY_CHANGE = ("steps", "device", "target", "time_limit")
-CHANGEABLE = "--steps, --devices, --target and --time"
+RESUME_MAY_CHANGE = ("steps", "device", "target", "time_limit", "tensorboard")
+CHANGEABLE = "--steps, --devices, --target, --time and --tensorboard"
 
 
 def same_run(stored: Config, preset: str | None = None, file: str | Path | None = None,

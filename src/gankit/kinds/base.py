@@ -102,3 +102,55 @@ class Kind:
     def report(self, run: Run) -> str:
         """HTML of the kind's own report panels (may be empty)."""
         return ""
+
+    def view(self, run: Run) -> View:
+        """How ``run``'s samples leave gankit: its ONNX outputs and its sampling page."""
+        raise NotImplementedError
+
+
+class View:
+    """A finished run's samples as they leave gankit (``gankit.ship``): the outputs of the
+    exported ONNX model, and what the sampling page shows and downloads. Every method takes
+    raw generator output ``x`` (N, *sample shape) in the generator's range."""
+
+    outputs: tuple[str, ...] = ()  # the exported model's outputs, in order
+    downloads: tuple[str, ...] = ()  # what the page offers to download
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    @property
+    def page_num(self) -> int:
+        """How many samples the page shows at first."""
+        return 36
+
+    def choices(self) -> list[str] | None:
+        """What the page's picker offers, by option: the run's classes or clusters (None for
+        an unconditioned run)."""
+        k = self.run.num_classes
+        what = "cluster" if self.run.self_conditioned else "class"
+        return [f"{what} {i}" for i in range(k)] if k else None
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """The exported model's outputs (``outputs``), as traceable tensor operations."""
+        return x
+
+    def describe(self) -> dict[str, str]:
+        """The kind's own metadata of the exported model: output shapes as JSON under
+        ``gankit.outputs``, and whatever else decodes them."""
+        raise NotImplementedError
+
+    def grid(self, x: torch.Tensor, columns: int) -> dict[str, Any]:
+        """The page's grid of samples as JSON values (``columns`` per row; 0: square)."""
+        raise NotImplementedError
+
+    def walked(self, x: torch.Tensor, context: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+               ) -> dict[str, Any]:
+        """The page's view of one sample ``x`` (1, ...) on a walk; ``context()`` gives (the
+        grid the walk started from, its two ends) for views that draw them."""
+        raise NotImplementedError
+
+    def download(self, fmt: str, x: torch.Tensor, columns: int) -> tuple[str, str, bytes]:
+        """(content type, file suffix, bytes) of samples ``x`` in format ``fmt`` (one of
+        ``downloads``), as ``gankit sample`` writes them."""
+        raise NotImplementedError

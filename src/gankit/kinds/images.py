@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +14,7 @@ import torch
 from ..conditioning import Conditioning, from_labels_or_clusters
 from ..errors import GankitError
 from ..fileio import atomic_write
-from .base import Features, Kind, Scorer
+from .base import Features, Kind, Scorer, View
 
 if TYPE_CHECKING:
     from ..config import Config, DataConfig
@@ -162,8 +164,123 @@ class ImageKind(Kind):
 
         return judge
 
+    def view(self, run: Run) -> View:
+        return ImageView(run)
+
 
 class PointKind(ImageKind):
     """2-D points (the mixtures, or (N, D) arrays); scored by the mixture's modes."""
 
     name = "points"
+
+    def view(self, run: Run) -> View:
+        return PointView(run)
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+class ImageView(View):
+    """Images leave as uint8 (N, H, W, C) beside the raw output; the page shows a grid."""
+
+    outputs = ("images", "raw")
+    downloads = ("png", "npz")
+
+    @property
+    def page_num(self) -> int:
+        return 100 if self.run.grid_columns(100) else 36  # ten per class
+
+    def finish(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lo, hi = self.run.value_range  # as images.to_uint8, in graph operations
+        u8 = ((x - lo) / (hi - lo)).clamp(0.0, 1.0).mul(255.0).round()
+        return u8.to(torch.uint8).permute(0, 2, 3, 1), x
+
+    def describe(self) -> dict[str, str]:
+        c, h, w = self.run.generator.image_shape
+        return {"gankit.outputs": json.dumps({"images": ["N", h, w, c], "raw": ["N", c, h, w]}),
+                "gankit.value_range": json.dumps({"images": [0, 255],
+                                                  "raw": list(self.run.value_range)})}
+
+    def uint8(self, x: torch.Tensor) -> np.ndarray:
+        """Images as uint8 (N, H, W, C)."""
+        from ..images import to_uint8
+
+        return to_uint8(x, self.run.value_range)
+
+    def grid(self, x: torch.Tensor, columns: int) -> dict[str, Any]:
+        from ..images import png_bytes, png_data_url
+
+        imgs = self.uint8(x)
+        scale = max(1, 64 // imgs.shape[1])
+        return {"images": [png_data_url(png_bytes(im, scale)) for im in imgs],
+                "columns": columns}
+
+    def walked(self, x: torch.Tensor, context: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+               ) -> dict[str, Any]:
+        from ..images import png_bytes, png_data_url
+
+        img = self.uint8(x)[0]
+        return {"image": png_data_url(png_bytes(img, max(1, 192 // img.shape[0])))}
+
+    def download(self, fmt: str, x: torch.Tensor, columns: int) -> tuple[str, str, bytes]:
+        from ..images import make_grid, png_bytes
+
+        if fmt == "png":
+            return "image/png", ".png", png_bytes(make_grid(self.uint8(x), columns))
+        return "application/octet-stream", ".npz", _npz(images=self.uint8(x))
+
+
+class PointView(View):
+    """Points leave as float32 (N, D); the page shows a scatter plot."""
+
+    outputs = ("points",)
+    downloads = ("png", "npz")
+
+    @property
+    def page_num(self) -> int:
+        return 1000
+
+    def describe(self) -> dict[str, str]:
+        return {"gankit.outputs": json.dumps({"points": ["N", *self.run.generator.image_shape]})}
+
+    def grid(self, x: torch.Tensor, columns: int) -> dict[str, Any]:
+        from ..images import png_data_url
+
+        return {"plot": png_data_url(self.plot(x.numpy()))}
+
+    def walked(self, x: torch.Tensor, context: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+               ) -> dict[str, Any]:
+        from ..images import png_data_url
+
+        grid, ends = context()
+        return {"plot": png_data_url(self.plot(grid.numpy(), ends.numpy(), x.numpy()[0])),
+                "point": [round(float(v), 6) for v in x[0]]}
+
+    def download(self, fmt: str, x: torch.Tensor, columns: int) -> tuple[str, str, bytes]:
+        if fmt == "png":
+            return "image/png", ".png", self.plot(x.numpy())
+        return "application/octet-stream", ".npz", _npz(samples=x.numpy().astype(np.float32))
+
+    @staticmethod
+    def plot(points: np.ndarray, ends: np.ndarray | None = None,
+             here: np.ndarray | None = None, size: int = 320) -> bytes:
+        """A scatter plot of 2-D ``points`` (PNG), with a walk's ends (green) and its point
+        (red) circled."""
+        from PIL import Image, ImageDraw
+
+        from ..images import png_bytes, points_extent, scatter
+
+        extent = points_extent(points)
+        pil = Image.fromarray(scatter(points[:, :2], extent, size))
+        draw = ImageDraw.Draw(pil)
+        marks = [(e, (40, 160, 60)) for e in (ends if ends is not None else [])]
+        if here is not None:
+            marks.append((here, (220, 40, 40)))
+        for p, color in marks:
+            cx = (p[0] / extent + 1) * 0.5 * (size - 1)
+            cy = (1 - (p[1] / extent + 1) * 0.5) * (size - 1)
+            draw.ellipse([cx - 5, cy - 5, cx + 5, cy + 5], outline=color, width=2)
+        return png_bytes(np.asarray(pil))

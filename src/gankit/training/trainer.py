@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
 from ..metrics.goals import GOALS, parse_target
 from ..recipe import Recipe
+from ..ship.tensorboard import board
 from . import checkpoint, devices, distributed, fast, fused
 from .collapse import CollapseWatch
 from .evaluation import Evaluator
@@ -118,6 +119,7 @@ class Trainer:
         self._acc_steps = 0
         self.guard = Guard(cfg.guard)
         self.watch = CollapseWatch(self, watch_seed)
+        self.board = board(cfg, run_dir)  # train.tensorboard: RUN/tb/ mirrors the run's records
         self.stop_requested = False
         self._stop_agreed = False  # under torchrun: whether any rank asked to stop this step
         # The fused step where the config allows it (training/fused.py), else the generic one.
@@ -279,6 +281,8 @@ class Trainer:
                         continue
                     if self.run_dir is not None:
                         self.save_checkpoint()
+                if self.board is not None and self.board.due(self.step, last):
+                    self.board.sync()
                 if self._stop_agreed if self.world.size > 1 else self.stop_requested:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -286,6 +290,9 @@ class Trainer:
             if self.run_dir is not None and self.step > 0 and weights_finite(self):
                 self.save_checkpoint()
             raise
+        finally:
+            if self.board is not None:
+                self.board.close()
         bar.close()
 
     def _reached(self, scores: dict[str, Any]) -> str | None:

@@ -14,7 +14,7 @@ import torch
 from ...conditioning import Conditioning
 from ...config import TABLE_BUILTINS, TABLE_SUFFIXES
 from ...errors import ConfigError, DataError, GankitError, RunError
-from ..base import Kind, Scorer
+from ..base import Kind, Scorer, View
 from .codec import TableCodec, typed
 from .conditions import TableConditions, condition_option, parse_where
 from .files import builtin_table, read_table, write_table
@@ -197,6 +197,11 @@ class TableKind(Kind):
         from .report import table_panels
 
         return table_panels(run)
+
+    def view(self, run: Run) -> View:
+        from .view import TableView
+
+        return TableView(run)
 
 
 def sample_rows(run: Run, num: int, seed: int, where: list[str] | tuple[str, ...] = ()
