@@ -46,10 +46,10 @@ INDUCED = {
     "digits-seed": ("seed", "digits", [], 2000),
     "digits-smallD": ("classic", "digits", ["model.d_hidden=[4]"], 2000),
     "ring8-hilr": ("mixture", "ring8", ["train.lr_g=0.1", "train.lr_d=0.1"], 2000),
-    "adult-hilr": ("tabular", "adult", ["train.lr_g=0.5", "train.lr_d=0.5"], 1000),
-    "adult-ns": ("tabular", "adult", ["loss.name=\"non_saturating\"", "reg.gp_weight=0",
-                                      "reg.pack=1", "train.lr_g=0.01", "train.lr_d=0.01"], 1000),
-    "adult-hilr2": ("tabular", "adult", ["train.lr_g=0.05", "train.lr_d=0.05"], 1000),
+    "adult-hilr": ("tabular", "adult", ["model.conditional=false", "reg.pack=1",
+                                        "loss.name=\"non_saturating\"", "reg.gp_weight=0",
+                                        "train.lr_g=0.05", "train.lr_d=0.05",
+                                        "guard.loss_max=0", "guard.grad_norm_max=0"], 800),
 }
 HEALTHY = {
     "classic": ("classic", "digits", [], 2000),

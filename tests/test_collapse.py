@@ -166,7 +166,7 @@ def test_healthy_run_has_no_alarm(tmp_path: Path) -> None:
 
 def test_collapse_is_rolled_back_and_remedied(tmp_path: Path) -> None:
     # lr 0.1 collapses; one cut by 0.01 (to 1e-3) trains ring8 (measured: all 8 modes).
-    cfg = collapsing("guard.lr_factor=0.01", steps=600)
+    cfg = collapsing("guard.collapse_lr_factor=0.01", 'guard.remedies=["lr"]', steps=600)
     trainer = gankit.train(cfg, out=tmp_path / "run", progress=False)
     rolled = [e for e in events(tmp_path / "run") if e.get("action") == "rollback"]
     assert len(rolled) == 1
@@ -178,7 +178,7 @@ def test_collapse_is_rolled_back_and_remedied(tmp_path: Path) -> None:
     assert last["modes"] == 8 and last["duplicates"] < 0.1
     # The remedy is in the checkpoint: a resumed run keeps the cut rate.
     state = checkpoint.latest(tmp_path / "run" / "checkpoints")
-    assert state["guard"]["lr_cuts"] == 1
+    assert state["guard"]["lr_cuts"] == 0  # divergences: none
     assert state["guard"]["remedies"] == [["lr", e["rollback_to"]]]
 
 
@@ -215,7 +215,8 @@ def test_collapse_that_cannot_be_remedied_stops_with_exit_3(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = main(["train", "--preset", "mixture", "--data", "ring8", "--steps", "600",
                  "--out", str(tmp_path / "run"), *sum((["--set", s] for s in COLLAPSING), []),
-                 "--set", "guard.max_retries=1", "--set", "guard.lr_factor=0.9", "--quiet"])
+                 "--set", "guard.max_retries=1", "--set", "guard.collapse_lr_factor=0.9",
+                 "--set", 'guard.remedies=["lr"]', "--quiet"])
     assert code == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err

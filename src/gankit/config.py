@@ -165,7 +165,7 @@ class EvalConfig:
     main: str = ""  # metric that picks the best checkpoint; "" = fd (images), modes (points)
 
 
-REMEDIES = ("lr", "noise", "r1")  # what a rollback for a mode collapse may change
+REMEDIES = ("r1", "lr", "noise")  # what a rollback for a mode collapse may change
 
 
 @dataclass(frozen=True)
@@ -189,9 +189,13 @@ class GuardConfig:
     diversity_after: int = 500  # no verdict before this step (a fresh generator draws blobs)
     diversity_checks: int = 2  # consecutive failing measurements that make a mode collapse
     # What a rollback for a mode collapse changes, the i-th entry at the i-th such rollback (the
-    # last repeats): lr (both rates times lr_factor), noise (instance noise), r1 (an R1 penalty).
-    # Empty: warn only, never roll back.
-    remedies: tuple[str, ...] = ("lr",)
+    # last repeats): r1 (an R1 penalty, gamma 10, or the configured one times penalty_factor),
+    # lr (both rates times collapse_lr_factor), noise (instance noise 0.1, fading over
+    # reg.noise_steps). Empty: warn only, never roll back. The default is chosen by measurement
+    # (BENCHMARKS.md, "Mode collapse"): R1 cured the textbook model, only a deep rate cut cured
+    # absurd learning rates, instance noise cured neither.
+    remedies: tuple[str, ...] = ("r1", "lr", "lr")
+    collapse_lr_factor: float = 0.1  # the lr remedy's factor on both learning rates
 
 
 @dataclass(frozen=True)
@@ -493,6 +497,8 @@ def _validate_guard(g: GuardConfig) -> None:
              f"guard.diversity_after must be in 0..1e9, got {g.diversity_after}")
     _require(1 <= g.diversity_checks <= 1000,
              f"guard.diversity_checks must be in 1..1000, got {g.diversity_checks}")
+    _require(0.0 < g.collapse_lr_factor <= 1.0,
+             f"guard.collapse_lr_factor must be in (0, 1], got {g.collapse_lr_factor}")
     bad = [r for r in g.remedies if r not in REMEDIES]
     _require(not bad, f"guard.remedies: unknown remedy '{bad[0] if bad else ''}' "
                       f"(choose from {', '.join(REMEDIES)})")

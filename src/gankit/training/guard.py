@@ -16,9 +16,9 @@ On detection the trainer is rolled back to the newest checkpoint from before the
 mode collapse: from the last measurement within bounds, or the oldest state there is when none
 was), or to the state at the start of ``fit`` when there is none. After a divergence the
 learning rates are multiplied by ``lr_factor`` and the penalty weights by ``penalty_factor``;
-after a mode collapse the next of ``remedies`` is applied (``lr``: the rates times
-``lr_factor``; ``noise``: instance noise that fades out over ``reg.noise_steps`` from then;
-``r1``: an R1 penalty, or a stronger one). Training goes on; after ``max_retries`` rollbacks it
+after a mode collapse the next of ``remedies`` is applied (``r1``: an R1 penalty, or a stronger
+one; ``lr``: the rates times ``collapse_lr_factor``; ``noise``: instance noise that fades out
+over ``reg.noise_steps`` from then). Training goes on; after ``max_retries`` rollbacks it
 stops with DivergedError. With no remedies a mode collapse is only warned about. Each event goes
 to metrics.jsonl with an ``event`` key.
 """
@@ -78,8 +78,8 @@ class Guard:
         self.mode_since: int | None = None  # first failing diversity measurement of a stretch
         self.mode_fails = 0  # failing measurements in a row
         self.healthy: int | None = None  # the step of the last measurement within bounds
-        self.lr_cuts = 0  # rollbacks that lowered the learning rates
-        self.penalty_raises = 0  # rollbacks that raised the penalty weights
+        self.lr_cuts = 0  # divergence rollbacks (each lowered the learning rates)
+        self.penalty_raises = 0  # divergence rollbacks (each raised the penalty weights)
         self.remedies: list[tuple[str, int]] = []  # (remedy, step applied) of mode collapses
         self.events: list[dict[str, Any]] = []
         self.warnings: list[str] = []  # lines to show, taken by the trainer
@@ -111,7 +111,8 @@ class Guard:
 
     def lr_scale(self) -> float:
         """The factor on the configured learning rates after the rollbacks so far."""
-        return self.cfg.lr_factor ** self.lr_cuts
+        collapse_cuts = sum(1 for remedy, _ in self.remedies if remedy == "lr")
+        return self.cfg.lr_factor ** self.lr_cuts * self.cfg.collapse_lr_factor ** collapse_cuts
 
     def regularisers(self, base: Any) -> tuple[Any, int]:
         """(``base`` reg config with the remedies so far applied, the step instance noise
@@ -250,7 +251,6 @@ class Guard:
             done = sum(1 for r, _ in self.remedies)
             remedy = self.cfg.remedies[min(done, len(self.cfg.remedies) - 1)]
             self.remedies.append((remedy, trainer.step))
-            self.lr_cuts += remedy == "lr"
         else:
             self.lr_cuts += 1
             self.penalty_raises += 1
