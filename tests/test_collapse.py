@@ -16,6 +16,7 @@ from gankit.cli import main
 from gankit.config import GuardConfig, resolve
 from gankit.errors import ConfigError, DivergedError
 from gankit.metrics.diversity import covered, diversity_reference, diversity_scores
+from gankit.report import render
 from gankit.training import checkpoint
 from gankit.training.collapse import due
 from gankit.training.guard import Guard
@@ -49,7 +50,7 @@ def test_real_like_batch_scores_like_real_data() -> None:
     s = diversity_scores(blobs(300, 1), ref)
     assert 0.85 < s["diversity"] < 1.15
     assert s["duplicates"] < 0.05
-    assert s["modes"] == s["modes_real"] == 5
+    assert s["modes_seen"] == s["modes_real"] == 5
 
 
 def test_one_point_batch_is_collapsed() -> None:
@@ -58,7 +59,7 @@ def test_one_point_batch_is_collapsed() -> None:
     s = diversity_scores(one, ref)
     assert s["diversity"] < 0.01
     assert s["duplicates"] == 1.0
-    assert s["modes"] == 1
+    assert s["modes_seen"] == 1
 
 
 def test_two_of_five_modes_are_counted() -> None:
@@ -66,14 +67,14 @@ def test_two_of_five_modes_are_counted() -> None:
     x = blobs(500, 4)
     x = x[x[:, 0] < 15]  # only the blobs at 0 and 10
     s = diversity_scores(x, ref)
-    assert s["modes"] == 2 and s["duplicates"] < 0.05
+    assert s["modes_seen"] == 2 and s["duplicates"] < 0.05
 
 
 def test_classes_given_by_a_classifier() -> None:
     feats = blobs(100, 0)
     ref = diversity_reference(feats, classes=np.arange(100) % 10, num_classes=10)
     assert ref.modes == 10 and ref.centroids is None
-    assert diversity_scores(feats, ref, classes=np.zeros(100, dtype=int))["modes"] == 1
+    assert diversity_scores(feats, ref, classes=np.zeros(100, dtype=int))["modes_seen"] == 1
     with pytest.raises(ValueError, match="classes are needed"):
         diversity_scores(feats, ref)
 
@@ -96,7 +97,7 @@ def test_due_at_the_first_log_step_past_each_multiple() -> None:
 def verdicts(guard: Guard, figures: list[tuple[int, float, float, int]]) -> list[str | None]:
     out = []
     for step, div, dup, modes in figures:
-        record = {"diversity": div, "duplicates": dup, "modes": modes, "modes_real": 10}
+        record = {"diversity": div, "duplicates": dup, "modes_seen": modes, "modes_real": 10}
         out.append(guard.check_diversity(SimpleNamespace(step=step), record))
     return out
 
@@ -150,8 +151,10 @@ def test_induced_collapse_is_warned_about(tmp_path: Path, capsys: pytest.Capture
     figures = [r for r in runlog.read(tmp_path / "run" / "metrics.jsonl") if "diversity" in r]
     assert [r["step"] for r in figures] == [50, 100, 150, 200]
     assert all(r["modes_real"] == 8 for r in figures)
+    page = render(tmp_path / "run")  # the report draws the figures, and lists the warning
+    assert page.count('alt="chart"') == 3 and "mode_collapse" in page
     assert all(r["duplicates"] > 0.5 or r["diversity"] < 0.25 for r in figures[1:]), [
-        (r["modes"], r["diversity"], r["duplicates"]) for r in figures]
+        (r["modes_seen"], r["diversity"], r["duplicates"]) for r in figures]
 
 
 def test_healthy_run_has_no_alarm(tmp_path: Path) -> None:
@@ -161,7 +164,7 @@ def test_healthy_run_has_no_alarm(tmp_path: Path) -> None:
     gankit.train(cfg, out=tmp_path / "run", progress=False)
     assert events(tmp_path / "run") == []
     figures = [r for r in runlog.read(tmp_path / "run" / "metrics.jsonl") if "diversity" in r]
-    assert len(figures) == 8 and figures[-1]["modes"] == 8 and figures[-1]["diversity"] > 0.8
+    assert len(figures) == 8 and figures[-1]["modes_seen"] == 8 and figures[-1]["diversity"] > 0.8
 
 
 def test_collapse_is_rolled_back_and_remedied(tmp_path: Path) -> None:
@@ -175,7 +178,7 @@ def test_collapse_is_rolled_back_and_remedied(tmp_path: Path) -> None:
     assert e["lr_g"] == pytest.approx(1e-3)
     assert trainer.step == 600
     last = [r for r in runlog.read(tmp_path / "run" / "metrics.jsonl") if "diversity" in r][-1]
-    assert last["modes"] == 8 and last["duplicates"] < 0.1
+    assert last["modes_seen"] == 8 and last["duplicates"] < 0.1
     # The remedy is in the checkpoint: a resumed run keeps the cut rate.
     state = checkpoint.latest(tmp_path / "run" / "checkpoints")
     assert state["guard"]["lr_cuts"] == 0  # divergences: none

@@ -24,6 +24,7 @@ from .training.evaluation import BEST
 
 LOSS_KEYS = ("loss_d", "loss_g")
 D_KEYS = ("d_real", "d_fake")
+WATCH_KEYS = ("diversity", "duplicates")
 MAX_GRIDS = 12
 
 
@@ -133,6 +134,13 @@ def render(run: Path) -> str:
     if train:
         charts.append(line_chart(_series(train, LOSS_KEYS), "losses"))
         charts.append(line_chart(_series(train, D_KEYS), "discriminator outputs", "mean D"))
+    watched = [r for r in train if "diversity" in r]
+    if watched:  # the collapse watch (training/collapse.py): 1 is as varied as real data
+        shares = [{"step": r["step"], "modes / real modes": r["modes_seen"] / r["modes_real"]}
+                  for r in watched if r.get("modes_real")]
+        charts.append(line_chart({**_series(watched, WATCH_KEYS),
+                                  **_series(shares, ["modes / real modes"])},
+                                 "mode collapse watch", "against real data"))
     metric_keys = [k for k in GOALS if any(k in r for r in evals)]
     for k in metric_keys:
         charts.append(line_chart(_series(evals, [k]), f"{k} ({GOALS[k]}imise)"))
@@ -176,8 +184,8 @@ def render(run: Path) -> str:
             f"<body>\n{body}\n</body></html>\n")
 
 
-EVENT_KEYS = ("step", "event", "reason", "detail", "action", "rollback_to", "retry", "lr_g",
-              "lr_d", "penalty_scale")
+EVENT_KEYS = ("step", "event", "reason", "detail", "action", "remedy", "rollback_to", "retry",
+              "lr_g", "lr_d", "penalty_scale")
 
 
 def _events_table(events: list[dict[str, Any]]) -> str:

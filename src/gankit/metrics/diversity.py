@@ -7,7 +7,7 @@ real batch of the same size:
   spread, near 0 when the generator draws one thing);
 - ``duplicates``: the share of samples whose nearest other sample is closer than a tenth of the
   real batch's median nearest-neighbour distance (near-copies of each other);
-- ``modes``: how many classes (a classifier's, a mixture's modes, or k-means clusters of the
+- ``modes_seen``: how many classes (a classifier's, a mixture's modes, or k-means clusters of the
   real features) get at least a tenth of their fair share of the batch, beside ``modes_real``,
   the same count for the real batch.
 """
@@ -81,7 +81,7 @@ def diversity_reference(features: torch.Tensor | np.ndarray, classes: np.ndarray
 
 def diversity_scores(features: torch.Tensor | np.ndarray, ref: DiversityReference,
                      classes: np.ndarray | None = None) -> dict[str, float]:
-    """``diversity``, ``duplicates``, ``modes`` and ``modes_real`` of a generated batch (see the
+    """``diversity``, ``duplicates``, ``modes_seen`` and ``modes_real`` of a generated batch (see the
     module's docstring); ``classes`` are needed where ``ref`` has no centroids."""
     feats = _as_array(features)
     mean, nearest = spread(pairwise_distances(feats))
@@ -92,4 +92,4 @@ def diversity_scores(features: torch.Tensor | np.ndarray, ref: DiversityReferenc
         raise ValueError("classes are needed: the reference has no clusters")
     dup = float((nearest < DUPLICATE_FRACTION * ref.nearest).mean()) if ref.nearest > 0 else 0.0
     return {"diversity": mean / ref.spread if ref.spread > 0 else 0.0, "duplicates": dup,
-            "modes": covered(classes, ref.num_classes), "modes_real": ref.modes}
+            "modes_seen": covered(classes, ref.num_classes), "modes_real": ref.modes}

@@ -174,8 +174,8 @@ class Guard:
             low.append(f"diversity {record['diversity']:.3g} < {g.diversity_min:g}")
         if record["duplicates"] > g.duplicates_max:
             low.append(f"duplicates {record['duplicates']:.3g} > {g.duplicates_max:g}")
-        if record["modes_real"] and record["modes"] < g.modes_min * record["modes_real"]:
-            low.append(f"{record['modes']} of {record['modes_real']} modes")
+        if record["modes_real"] and record["modes_seen"] < g.modes_min * record["modes_real"]:
+            low.append(f"{record['modes_seen']} of {record['modes_real']} modes")
         if not low and trainer.step >= g.diversity_after:  # warm-up figures prove nothing
             self.healthy = trainer.step
         if not low or trainer.step < g.diversity_after:
