@@ -43,7 +43,8 @@ from gankit.training.trainer import Trainer
 # name -> (preset, data, overrides, steps)
 INDUCED = {
     "digits-hilr": ("classic", "digits", ["train.lr_g=0.5", "train.lr_d=0.5"], 2000),
-    "digits-seed": ("seed", "digits", [], 2000),
+    # the seed preset only warns (it is the textbook reference); here it gets the defaults
+    "digits-seed": ("seed", "digits", ['guard.remedies=["r1", "lr", "lr"]'], 2000),
     "digits-smallD": ("classic", "digits", ["model.d_hidden=[4]"], 2000),
     "ring8-hilr": ("mixture", "ring8", ["train.lr_g=0.1", "train.lr_d=0.1"], 2000),
     "adult-hilr": ("tabular", "adult", ["model.conditional=false", "reg.pack=1",

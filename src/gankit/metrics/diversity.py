@@ -81,8 +81,8 @@ def diversity_reference(features: torch.Tensor | np.ndarray, classes: np.ndarray
 
 def diversity_scores(features: torch.Tensor | np.ndarray, ref: DiversityReference,
                      classes: np.ndarray | None = None) -> dict[str, float]:
-    """``diversity``, ``duplicates``, ``modes_seen`` and ``modes_real`` of a generated batch (see the
-    module's docstring); ``classes`` are needed where ``ref`` has no centroids."""
+    """``diversity``, ``duplicates``, ``modes_seen`` and ``modes_real`` of a generated batch (see
+    the module's docstring); ``classes`` are needed where ``ref`` has no centroids."""
     feats = _as_array(features)
     mean, nearest = spread(pairwise_distances(feats))
     if ref.centroids is not None:

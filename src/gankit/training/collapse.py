@@ -2,8 +2,8 @@
 
 At the first log step past every ``guard.diversity_every`` steps, the sampling generator draws a
 fixed noise batch of ``guard.diversity_num`` samples, the data's kind maps them to features
-(``Kind.features``: the digit classifier's for digits, pooled pixels for other images, the
-coordinates of points, a table's encoded rows) and ``metrics.diversity`` compares them with a
+(``Kind.features``: images pooled to 8x8 pixels, the coordinates of points, a table's encoded
+rows) and ``metrics.diversity`` compares them with a
 real batch of the same size. The figures go into the log record (metrics.jsonl); the guard
 judges them (``Guard.check``). Like evaluation, the watch draws on its own random generator, so
 it never changes what a run trains.
