@@ -162,7 +162,6 @@ class Guard:
         self._record(trainer, event)
         self.warnings.append(f"warning: mode collapse at step {trainer.step} ({detail}); "
                              "guard.remedies is empty, so training goes on")
-        self.mode_fails = 0  # warn again only after as many more failing measurements
 
     def check_diversity(self, trainer: Trainer, record: dict[str, Any]) -> str | None:
         """The detail of a mode collapse if the figures in ``record`` make one, else None."""
@@ -184,7 +183,7 @@ class Guard:
         if self.mode_since is None:
             self.mode_since = trainer.step
         self.mode_fails += 1
-        if self.mode_fails < g.diversity_checks:
+        if self.mode_fails != g.diversity_checks:  # once per stretch (a rollback ends it)
             return None
         return ", ".join(low) + f" since step {self.mode_since}"
 
