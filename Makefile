@@ -23,7 +23,7 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2  # two workers: the CI machine has 2 cores
 
 # Full strength: 20 SIGKILLs of real `gankit train` processes and 20 of forks; 1000 examples
 # per property-based test.

@@ -56,12 +56,12 @@ HEALTHY = {
     "classic": ("classic", "digits", [], 1500),
     "digits": ("digits", "digits", [], 1500),
     "cgan": ("cgan", "digits", [], 1500),
-    "pacgan": ("pacgan", "digits", [], 1500),
-    "wgan-gp": ("wgan-gp", "digits", [], 1500),
-    "sngan": ("sngan", "digits", [], 1500),
+    "pacgan": ("pacgan", "digits", [], 800),
+    "wgan-gp": ("wgan-gp", "digits", [], 800),
+    "sngan": ("sngan", "digits", [], 800),
     "mixture": ("mixture", "ring8", [], 1500),
     "mixture-grid": ("mixture-grid", "grid25", [], 1500),
-    "dcgan": ("dcgan", "digits", [], 600),
+    "dcgan": ("dcgan", "digits", [], 800),
     "tabular": ("tabular", "adult", [], 600),
 }
 
