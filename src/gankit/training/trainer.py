@@ -267,10 +267,10 @@ class Trainer:
                         bar.message(f"gankit: warning: {note}")
                 if self.target is not None and self.evaluator.due(self.step, last):
                     if self.world.size > 1:  # rank 0 evaluates, and every rank stops with it
-                        reached = distributed.agree(reached is not None, self.world) or None
+                        agreed = distributed.agree(reached is not None, self.world)
+                        reached = (reached or f"{self.target} reached") if agreed else None
                     if reached is not None and not last:
-                        self._stop_early("target", reached if isinstance(reached, str) else
-                                         f"{self.target} reached")
+                        self._stop_early("target", reached)
                         break
                 if self._out_of_time(last):
                     self._stop_early("time", f"train.time_limit {t.time_limit:g} s spent")
