@@ -217,7 +217,8 @@ class Guard:
         return None if detail is None else ("mode_collapse", detail)
 
     def recover(self, trainer: Trainer, reason: str, detail: str) -> dict[str, Any]:
-        """Roll ``trainer`` back and lower its learning rates; DivergedError when out of retries.
+        """Roll ``trainer`` back and change what ``reason`` calls for (lower rates and higher
+        penalties, or the next remedy of a mode collapse); DivergedError when out of retries.
 
         Returns the event record (also appended to metrics.jsonl).
         """
@@ -247,8 +248,7 @@ class Guard:
         self.collapse_since, self.mode_since, self.mode_fails = None, None, 0
         remedy = None
         if reason == "mode_collapse":
-            done = sum(1 for r, _ in self.remedies)
-            remedy = self.cfg.remedies[min(done, len(self.cfg.remedies) - 1)]
+            remedy = self.cfg.remedies[min(len(self.remedies), len(self.cfg.remedies) - 1)]
             self.remedies.append((remedy, trainer.step))
         else:
             self.lr_cuts += 1
