@@ -119,13 +119,14 @@ def test_verdict_needs_consecutive_failures_after_the_warm_up() -> None:
 
 def test_guard_state_keeps_stretches_and_remedies() -> None:
     g = Guard(GuardConfig())
-    g.mode_since, g.mode_fails, g.lr_cuts, g.remedies = 700, 1, 2, [("noise", 400)]
+    g.mode_since, g.mode_fails, g.retries, g.remedies = 700, 1, 3, [("noise", 400)]
     h = Guard(GuardConfig())
     h.load_state_dict(g.state_dict())
-    assert (h.mode_since, h.mode_fails, h.lr_cuts, h.remedies) == (700, 1, 2, [("noise", 400)])
+    assert (h.mode_since, h.mode_fails, h.divergences, h.remedies) == (700, 1, 2,
+                                                                       [("noise", 400)])
     old = Guard(GuardConfig())
     old.load_state_dict({"retries": 2, "collapse_since": None})  # a checkpoint from before
-    assert old.lr_cuts == old.penalty_raises == 2 and old.remedies == []
+    assert old.divergences == 2 and old.remedies == []
 
 
 def test_bad_guard_values_are_refused() -> None:
@@ -186,7 +187,7 @@ def test_collapse_is_rolled_back_and_remedied(tmp_path: Path) -> None:
     assert last["modes_seen"] == 8 and last["duplicates"] < 0.1
     # The remedy is in the checkpoint: a resumed run keeps the cut rate.
     state = checkpoint.latest(tmp_path / "run" / "checkpoints")
-    assert state["guard"]["lr_cuts"] == 0  # divergences: none
+    assert state["guard"]["retries"] == 1  # that rollback, and no divergence
     assert state["guard"]["remedies"] == [["lr", e["rollback_to"]]]
 
 

@@ -78,8 +78,6 @@ class Guard:
         self.mode_since: int | None = None  # first failing diversity measurement of a stretch
         self.mode_fails = 0  # failing measurements in a row
         self.healthy: int | None = None  # the step of the last measurement within bounds
-        self.lr_cuts = 0  # divergence rollbacks (each lowered the learning rates)
-        self.penalty_raises = 0  # divergence rollbacks (each raised the penalty weights)
         self.remedies: list[tuple[str, int]] = []  # (remedy, step applied) of mode collapses
         self.events: list[dict[str, Any]] = []
         self.warnings: list[str] = []  # lines to show, taken by the trainer
@@ -90,7 +88,6 @@ class Guard:
         return {"retries": self.retries, "collapse_since": self.collapse_since,
                 "mode_since": self.mode_since, "mode_fails": self.mode_fails,
                 "healthy": self.healthy,
-                "lr_cuts": self.lr_cuts, "penalty_raises": self.penalty_raises,
                 "remedies": [list(r) for r in self.remedies]}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
@@ -104,15 +101,18 @@ class Guard:
         self.mode_fails = int(state.get("mode_fails", 0))
         healthy = state.get("healthy")
         self.healthy = None if healthy is None else int(healthy)
-        # Checkpoints from before mode collapses: every rollback cut rates and raised penalties
-        self.lr_cuts = int(state.get("lr_cuts", self.retries))
-        self.penalty_raises = int(state.get("penalty_raises", self.retries))
         self.remedies = [(str(r), int(s)) for r, s in state.get("remedies", [])]
+
+    @property
+    def divergences(self) -> int:
+        """Rollbacks for a divergence so far (each lowered the rates and raised the penalties):
+        every rollback that did not apply a mode-collapse remedy."""
+        return self.retries - len(self.remedies)
 
     def lr_scale(self) -> float:
         """The factor on the configured learning rates after the rollbacks so far."""
         collapse_cuts = sum(1 for remedy, _ in self.remedies if remedy == "lr")
-        return self.cfg.lr_factor ** self.lr_cuts * self.cfg.collapse_lr_factor ** collapse_cuts
+        return self.cfg.lr_factor ** self.divergences * self.cfg.collapse_lr_factor ** collapse_cuts
 
     def regularisers(self, base: Any) -> tuple[Any, int]:
         """(``base`` reg config with the remedies so far applied, the step instance noise
@@ -242,17 +242,14 @@ class Guard:
                 f"training {what} at step {step} ({reason}: {detail}) after {self.retries} "
                 f"rollback(s) (guard.max_retries = {self.cfg.max_retries}{tried}); stopped, "
                 f"the last good checkpoint is kept and the events are listed{where}")
-        kept = (self.retries + 1, self.lr_cuts, self.penalty_raises, list(self.remedies))
+        kept = (self.retries + 1, list(self.remedies))
         trainer.load_state(target)  # restores the guard's state of then: count from now
-        self.retries, self.lr_cuts, self.penalty_raises, self.remedies = kept
+        self.retries, self.remedies = kept
         self.collapse_since, self.mode_since, self.mode_fails = None, None, 0
         remedy = None
         if reason == "mode_collapse":
             remedy = self.cfg.remedies[min(len(self.remedies), len(self.cfg.remedies) - 1)]
             self.remedies.append((remedy, trainer.step))
-        else:
-            self.lr_cuts += 1
-            self.penalty_raises += 1
         trainer.apply_remedies()
         lr_g, lr_d = trainer.set_rates()
         event.update(action="rollback", rollback_to=trainer.step, lr_g=lr_g, lr_d=lr_d,
@@ -267,7 +264,7 @@ class Guard:
 
     def penalty_scale(self) -> float:
         """The factor on the configured penalty weights after the rollbacks so far."""
-        return self.cfg.penalty_factor ** self.penalty_raises
+        return self.cfg.penalty_factor ** self.divergences
 
     def _record(self, trainer: Trainer, event: dict[str, Any]) -> None:
         self.events.append(event)
