@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..clusters import assign, kmeans
+from .classes import class_histogram
+
 DUPLICATE_FRACTION = 0.1  # a near-duplicate is closer than this share of real NN distances
 
 
@@ -45,8 +48,7 @@ def spread(distances: np.ndarray) -> tuple[float, np.ndarray]:
 
 def covered(classes: np.ndarray, num_classes: int) -> int:
     """Classes that hold more than a tenth of their fair share (1/K) of ``classes``."""
-    counts = np.bincount(np.asarray(classes, dtype=np.int64), minlength=num_classes)
-    return int((counts / max(1, len(classes)) > 0.1 / num_classes).sum())
+    return int((class_histogram(classes, num_classes) > 0.1 / num_classes).sum())
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,6 @@ def diversity_reference(features: torch.Tensor | np.ndarray, classes: np.ndarray
     mean, nearest = spread(pairwise_distances(feats))
     centroids = None
     if classes is None:
-        from ..clusters import kmeans
-
         k = max(1, min(clusters, len(feats) // 10))
         labels, c = kmeans(torch.from_numpy(feats).float(), k, seed=seed, restarts=2)
         classes, num_classes, centroids = labels.numpy(), k, c.double().numpy()
@@ -86,8 +86,8 @@ def diversity_scores(features: torch.Tensor | np.ndarray, ref: DiversityReferenc
     feats = _as_array(features)
     mean, nearest = spread(pairwise_distances(feats))
     if ref.centroids is not None:
-        d2 = ((feats[:, None, :] - ref.centroids[None, :, :]) ** 2).sum(-1)
-        classes = d2.argmin(1)
+        classes = assign(torch.from_numpy(feats).float(),
+                         torch.from_numpy(ref.centroids).float()).numpy()
     if classes is None:
         raise ValueError("classes are needed: the reference has no clusters")
     dup = float((nearest < DUPLICATE_FRACTION * ref.nearest).mean()) if ref.nearest > 0 else 0.0
