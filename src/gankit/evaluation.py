@@ -63,10 +63,13 @@ def judge_source(source: Path, data: str | None = None, data_dir: str | None = N
     if source.is_dir() or is_run(source):
         run = load_run(source)
         return run.kind.evaluator(run, extractor, data, data_dir)
+    loaded: dict[int, torch.Tensor] = {}  # read once per sample count, not once per draw
     prepared: list[tuple[DataConfig, Reference]] = []
 
     def judge(num: int, seed: int) -> dict[str, Any]:
-        x = load_samples(source, num)
+        if num not in loaded:
+            loaded[num] = load_samples(source, num)
+        x = loaded[num]
         if x.ndim == 2 and data is None:
             raise DataError(f"{source} holds 2-D points: name the mixture with --data "
                             "(ring8 or grid25)")
