@@ -32,7 +32,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 # train.device: auto (CUDA if there is one), cpu, cuda, or cuda:N.
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
 LOSSES = ("non_saturating", "minimax", "least_squares", "wasserstein", "hinge", "relativistic")
-FAMILIES = ("mlp", "dcgan", "resnet", "tabular")
+FAMILIES = ("mlp", "dcgan", "resnet", "tabular", "text")
 D_OUTPUTS = ("linear", "sigmoid")
 AUGMENTS = ("translation", "cutout", "color")
 # Square image sides each convolutional family can produce (the MLP takes any shape).
@@ -45,6 +45,13 @@ DEFAULT_PRESETS = {"digits": "digits", "ring8": "mixture", "grid25": "mixture-gr
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")  # files read as tables
 TABLE_BUILTINS = ("adult",)
 COLUMN_CHOICES = ("continuous", "integer", "categorical", "boolean", "datetime", "drop")
+TEXT_SUFFIXES = (".txt", ".smi", ".smiles")  # files read as text: one string per line
+VALIDITY = ("", "none", "smiles")  # data.validity: "" = smiles for .smi files, else none
+
+
+def is_text_source(source: str) -> bool:
+    """Whether ``data.source`` names text (a .txt or .smi file, one string per line)."""
+    return source.lower().endswith(TEXT_SUFFIXES)
 
 
 def is_table_source(source: str) -> bool:
@@ -69,6 +76,10 @@ class DataConfig:
     holdout: float = 0.2  # share of rows held out (seeded) for evaluation, never trained on
     split_seed: int = 0  # seed of the held-out split
     max_categories: int = 200  # a column with more categories is refused (or drop it)
+    # Text (.txt, .smi: one string per line):
+    max_length: int = 32  # characters per string at most
+    truncate: bool = True  # longer lines are cut to max_length (with a note); false: refused
+    validity: str = ""  # the checker of samples: smiles, none; "" = smiles for .smi, else none
 
     @property
     def column_kinds(self) -> dict[str, str]:
@@ -227,7 +238,8 @@ SECTIONS: dict[str, type] = {
 # Metrics that may rank checkpoints (eval.main); their direction is in gankit.metrics.evaluate.
 MAIN_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "is", "classes",
                 "class_kl", "high_quality", "modes", "mode_kl", "column_shapes", "pair_trends",
-                "missing_similarity", "detection_auc", "efficacy_f1_ratio", "efficacy_r2_ratio")
+                "missing_similarity", "detection_auc", "efficacy_f1_ratio", "efficacy_r2_ratio",
+                "bleu4", "self_bleu4", "novelty", "uniqueness", "validity")
 
 
 def presets() -> list[str]:
@@ -321,6 +333,8 @@ def _default_preset(user: dict[str, Any], overrides: list[str] | tuple[str, ...]
     source = data.get("source", DataConfig.source) if isinstance(data, dict) else DataConfig.source
     if isinstance(source, str) and is_table_source(source):
         return "tabular"
+    if isinstance(source, str) and is_text_source(source):
+        return "text"
     return DEFAULT_PRESETS.get(source, "classic") if isinstance(source, str) else "classic"
 
 
@@ -422,6 +436,8 @@ def validate(cfg: Config) -> None:
              f"data.max_categories must be in 2..100000, got {d.max_categories}")
     for name, kind in d.columns:
         _one_of(f"data.columns.{name}", kind, COLUMN_CHOICES)
+    _require(1 <= d.max_length <= 1000, f"data.max_length must be 1..1000, got {d.max_length}")
+    _one_of("data.validity", d.validity, VALIDITY)
     _one_of("model.family", m.family, FAMILIES)
     _require(1 <= m.latent_dim <= 4096, f"model.latent_dim must be 1..4096, got {m.latent_dim}")
     for key, widths in (("model.g_hidden", m.g_hidden), ("model.d_hidden", m.d_hidden)):

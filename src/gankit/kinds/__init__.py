@@ -8,7 +8,7 @@ data source) or ``get`` (a dataset's ``kind``) and never branches on the kind it
 
 from __future__ import annotations
 
-from ..config import is_table_source
+from ..config import is_table_source, is_text_source
 from ..data.mixtures import MIXTURES
 from .base import Kind
 
@@ -24,6 +24,10 @@ def get(name: str) -> Kind:
         from .tables import TableKind
 
         return TableKind()
+    if name == "text":
+        from .text import TextKind
+
+        return TextKind()
     raise KeyError(f"unknown data kind '{name}'")
 
 
@@ -35,6 +39,8 @@ def of_source(source: str) -> Kind:
     """
     if is_table_source(source):
         return get("tables")
+    if is_text_source(source):
+        return get("text")
     if source in MIXTURES:
         return get("points")
     return get("images")

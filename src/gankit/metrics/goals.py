@@ -15,6 +15,9 @@ GOALS = {
     "column_shapes": "max", "pair_trends": "max", "missing_similarity": "max",
     "detection_auc": "min", "efficacy_f1_ratio": "max", "efficacy_r2_ratio": "max",
     "dcr_share": "min",
+    # text (gankit.metrics.text)
+    "bleu4": "max", "self_bleu4": "min", "novelty": "max", "uniqueness": "max",
+    "validity": "max", "nll": "min",
 }
 # Ties on the main metric are broken by this one (modes are often all captured).
 TIEBREAK = {"modes": "high_quality"}

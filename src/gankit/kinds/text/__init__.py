@@ -1,0 +1,199 @@
+"""Text: short strings, one per line (names, molecules as SMILES, codes), RelGAN-class.
+
+A character vocabulary fitted on the data (``codec``) turns strings into one-hot sequences;
+the ``text`` family learns them; ``gankit eval`` judges samples by BLEU, self-BLEU, novelty,
+uniqueness, validity (SMILES) and their likelihood under a character language model trained
+on the real strings (``lm``), which is also the baseline a GAN has to beat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ...conditioning import Conditioning
+from ...config import TEXT_SUFFIXES
+from ...errors import ConfigError, DataError, GankitError, RunError
+from ..base import Kind, Scorer, View
+from .codec import TextCodec
+from .files import read_strings, write_strings
+
+if TYPE_CHECKING:
+    from ...config import Config, DataConfig, ModelConfig
+    from ...data.base import Dataset
+    from ...run import Run
+
+PREVIEW_STRINGS = 50  # strings of the fixed batch written to samples/step-N.txt
+LM_STEPS = 1500  # steps of the language model ``gankit eval`` scores samples with
+MAIN = "bleu4"
+
+
+def checker_of(cfg: DataConfig) -> str:
+    """What validity means for ``cfg``'s strings: ``data.validity``, else smiles for .smi."""
+    if cfg.validity:
+        return cfg.validity
+    return "smiles" if Path(cfg.source).suffix.lower() in (".smi", ".smiles") else "none"
+
+
+def split(strings: list[str], holdout: float, seed: int) -> tuple[list[str], list[str]]:
+    """(training strings, held-out strings): a seeded ``holdout`` share held out, at least one."""
+    n = len(strings)
+    k = min(n - 1, max(1, round(holdout * n)))
+    order = np.random.default_rng(seed).permutation(n)
+    return [strings[i] for i in np.sort(order[k:])], [strings[i] for i in np.sort(order[:k])]
+
+
+def load_strings(cfg: DataConfig) -> tuple[list[str], list[str], list[str]]:
+    """(training strings, held-out strings, notes) of ``cfg``'s text file."""
+    strings, notes = read_strings(Path(cfg.source), cfg.max_length, cfg.truncate)
+    train, holdout = split(strings, cfg.holdout, cfg.split_seed)
+    return train, holdout, notes
+
+
+class TextScorer(Scorer):
+    """Decoded strings scored against the held-out strings (``gankit.metrics.text``)."""
+
+    main = MAIN
+
+    def __init__(self, codec: TextCodec, frames: tuple[list[str], list[str]], checker: str,
+                 seed: int) -> None:
+        self.codec = codec
+        self.train = set(frames[0])
+        self.holdout = frames[1]
+        self.checker = checker
+        self.seed = seed
+
+    def __call__(self, samples: torch.Tensor, value_range: tuple[float, float]
+                 ) -> dict[str, float]:
+        scores = self.strings(self.codec.decode(samples))
+        return {k: v for k, v in scores.items() if isinstance(v, float)}
+
+    def strings(self, samples: list[str], seed: int | None = None) -> dict[str, Any]:
+        """Metrics of generated strings (subsamples drawn from ``seed``, by default the
+        scorer's)."""
+        from ...metrics.text import text_scores
+
+        return text_scores(samples, self.train, self.holdout, self.checker,
+                           self.seed if seed is None else seed)
+
+
+def sample_strings(run: Run, num: int, seed: int, temperature: float = 1.0) -> list[str]:
+    """``num`` strings of a text run at sampling ``temperature``, reproducible from ``seed``."""
+    if not 0.0 <= temperature <= 100.0:
+        raise ConfigError(f"--temperature must be in 0..100, got {temperature}")
+    g = run.generator
+    before = g.temperature
+    g.temperature = temperature
+    try:
+        return run.codec.decode(run.generate(num, seed))
+    finally:
+        g.temperature = before
+
+
+class TextKind(Kind):
+    """Text (see the package docstring)."""
+
+    name = "text"
+    sample_suffixes = (".txt",)
+
+    def load(self, cfg: DataConfig, codec: dict[str, Any] | None = None) -> Dataset:
+        from ...data.base import Dataset
+
+        train, holdout, notes = load_strings(cfg)
+        # The vocabulary is every character of the file (held-out strings included), so held-out
+        # strings can be scored; the length is the longest string.
+        fitted = TextCodec.from_json(codec) if codec is not None else TextCodec.fit(
+            train + holdout)
+        return Dataset(samples=fitted.encode(train), labels=None, name=Path(cfg.source).stem,
+                       kind="text", codec=fitted, frames=(train, holdout), notes=tuple(notes))
+
+    def layout(self, codec: Any, m: ModelConfig) -> tuple[tuple[tuple[int, str], ...] | None,
+                                                           int]:
+        return codec.heads(), 0
+
+    def sampling(self, run: Path, cfg: Config) -> tuple[Any, Conditioning | None]:
+        from ...run import CODEC, read_codec
+
+        stored = read_codec(run)
+        if stored is None:
+            raise RunError(f"run {run} has no {CODEC}: it cannot decode its samples")
+        try:
+            return TextCodec.from_json(stored), None
+        except DataError as e:
+            raise RunError(f"run {run}: {e}") from None
+
+    def conditioning(self, cfg: Config, data: Dataset, x: torch.Tensor, seed: int,
+                     device: torch.device) -> Conditioning:
+        if cfg.model.conditional or cfg.model.clusters:
+            raise ConfigError("model.conditional and model.clusters are not offered for text: "
+                              "its strings have no labels")
+        return Conditioning(len(x))
+
+    def preview(self, x: torch.Tensor, value_range: tuple[float, float], data: Dataset,
+                data_x: torch.Tensor, nrow: int) -> tuple[str, bytes]:
+        strings = data.codec.decode(x[:PREVIEW_STRINGS])
+        return ".txt", "".join(s + "\n" for s in strings).encode("utf-8")
+
+    def write(self, run: Run, out: Path, num: int, seed: int, label: int | None,
+              where: list[str]) -> int:
+        return self.write_with(run, out, num, seed, label, where, {})
+
+    def write_with(self, run: Run, out: Path, num: int, seed: int, label: int | None,
+                   where: list[str], options: dict[str, Any]) -> int:
+        if label is not None or where:
+            raise GankitError("--class and --where are for images and tables; text runs are "
+                              "unconditioned")
+        temperature = options.get("temperature")
+        strings = sample_strings(run, num, seed, 1.0 if temperature is None else temperature)
+        write_strings(strings, out)
+        return len(strings)
+
+    def scorer(self, data: Dataset, cfg: Config) -> Scorer:
+        return TextScorer(data.codec, data.frames, checker_of(cfg.data), cfg.train.seed)
+
+    def evaluator(self, run: Run, extractor: str, data: str | None = None,
+                  data_dir: str | None = None) -> Callable[[int, int], dict[str, Any]]:
+        from .lm import fit_lm, mean_nll
+
+        if data is not None:
+            raise GankitError("--data is for image runs: a text run is scored against its "
+                              "own held-out strings")
+        cfg = run.config.data
+        train, holdout, _ = load_strings(cfg)
+        codec = run.codec
+        scorer = TextScorer(codec, (train, holdout), checker_of(cfg), 0)
+        lm = fit_lm(codec.ids(train), codec.vocab_size, LM_STEPS, seed=0)  # trained once
+        real_nll = mean_nll(lm, codec.ids(holdout))
+
+        def judge(num: int, seed: int) -> dict[str, Any]:
+            samples = sample_strings(run, num, seed)
+            scores = scorer.strings(samples, seed)
+            return {"source": str(run.path), "step": run.step, "data": cfg.source,
+                    "num": len(samples), "holdout_strings": len(holdout),
+                    "nll": round(mean_nll(lm, codec.ids(samples)), 6),
+                    "nll_holdout": round(real_nll, 6),
+                    **{k: round(float(v), 6) if isinstance(v, float) else v
+                       for k, v in scores.items()}}
+
+        return judge
+
+    def describe(self, data: Dataset) -> str:
+        c = data.codec
+        return f"{len(data)} strings of up to {c.length} characters, {len(c.chars)} distinct"
+
+    def report(self, run: Run) -> str:
+        from .report import text_panels
+
+        return text_panels(run)
+
+    def view(self, run: Run) -> View:
+        from .view import TextView
+
+        return TextView(run)
+
+
+__all__ = ["TEXT_SUFFIXES", "TextCodec", "TextKind", "sample_strings"]
