@@ -161,7 +161,7 @@ def smiles_syntax_valid(s: str) -> bool:
             prev = "ring"
             continue
         elif c in BONDS:
-            if prev in ("bond", "(", ""):
+            if prev in ("bond", ""):
                 return False
             prev = "bond"
             i += 1

@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     from ...run import Run
 
 PREVIEW_STRINGS = 50  # strings of the fixed batch written to samples/step-N.txt
-LM_STEPS = 1500  # steps of the language model ``gankit eval`` scores samples with
+LM_EPOCHS = 16  # passes over the training strings of the language model eval scores with
+LM_STEPS = (100, 1500)  # ... in this many steps at least and at most
+
+
+def lm_steps(num_strings: int) -> int:
+    """Training steps of the scoring language model for ``num_strings`` training strings."""
+    return min(LM_STEPS[1], max(LM_STEPS[0], LM_EPOCHS * num_strings // 128))
 MAIN = "bleu4"
 
 
@@ -166,7 +172,7 @@ class TextKind(Kind):
         train, holdout, _ = load_strings(cfg)
         codec = run.codec
         scorer = TextScorer(codec, (train, holdout), checker_of(cfg), 0)
-        lm = fit_lm(codec.ids(train), codec.vocab_size, LM_STEPS, seed=0)  # trained once
+        lm = fit_lm(codec.ids(train), codec.vocab_size, lm_steps(len(train)), seed=0)  # trained once
         real_nll = mean_nll(lm, codec.ids(holdout))
 
         def judge(num: int, seed: int) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""Text end to end: the preset for .txt/.smi, loading and bad input, training, sampling with a
+temperature, eval, the report, exact resume, and the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import gankit
+from gankit import kinds
+from gankit.cli import main
+from gankit.config import resolve
+from gankit.errors import ConfigError, DataError
+from gankit.kinds.text import TextKind, sample_strings
+from gankit.run import load_run, prepare
+from gankit.training import checkpoint
+
+FAST = ["train.steps=20", "train.batch_size=16", "train.log_every=10", "train.sample_every=10",
+        "train.checkpoint_every=10", "model.g_hidden=[16]", "model.d_hidden=[8]",
+        "model.latent_dim=8", "train.threads=1", "guard.diversity_every=0"]
+SYLLABLES = ["ma", "ri", "jo", "han", "an", "na", "el", "li", "sa", "to"]
+
+
+def corpus(n: int = 200, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(SYLLABLES, rng.integers(1, 4))) for _ in range(n)]
+
+
+@pytest.fixture
+def names(tmp_path: Path) -> Path:
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(corpus()) + "\n", encoding="utf-8")
+    return path
+
+
+def cfg_for(path: Path, *extra: str) -> gankit.Config:
+    return resolve(None, overrides=[f"data.source={path}", *FAST, *extra])
+
+
+def test_text_sources_pick_the_text_preset_and_kind(names: Path) -> None:
+    cfg = cfg_for(names)
+    assert cfg.preset == "text" and cfg.model.family == "text"
+    assert kinds.of_source("mols.smi").name == "text"
+    assert resolve(None, overrides=["data.source=mols.smi"]).preset == "text"
+    data = TextKind().load(cfg.data)
+    train, holdout = data.frames
+    assert len(train) == 160 and len(holdout) == 40
+    assert data.codec.length == max(map(len, corpus()))
+    assert data.codec.decode(data.samples) == train
+
+
+def test_long_lines_are_cut_with_a_note_or_refused(tmp_path: Path) -> None:
+    path = tmp_path / "long.txt"
+    path.write_text("\n".join(["abcdefghij"] + corpus(30)), encoding="utf-8")
+    data = TextKind().load(cfg_for(path, "data.max_length=8").data)
+    assert data.codec.length == 8 and any("cut" in n for n in data.notes)
+    with pytest.raises(DataError, match="data.max_length=8"):
+        TextKind().load(cfg_for(path, "data.max_length=8", "data.truncate=false").data)
+
+
+def test_smi_files_keep_the_first_field_and_skip_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "mols.smi"
+    path.write_text("SMILES\n" + "".join(f"C{'C' * (i % 5)}O mol{i}\n" for i in range(20)))
+    data = TextKind().load(cfg_for(path).data)
+    assert set(data.frames[0] + data.frames[1]) == {"CO", "CCO", "CCCO", "CCCCO", "CCCCCO"}
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"), (b"\n  \n", "is empty"), (b"ab\x00cd\n" * 20, "binary"),
+    (b"\xff\xfeab\n" * 20, "not UTF-8"), (b"aaa\naa\na\n" * 10, "one character"),
+    (b"ab\nba\n", "at least 10"),
+])
+def test_bad_text_is_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        TextKind().load(cfg_for(path).data)
+
+
+def test_conditioning_is_refused(names: Path) -> None:
+    with pytest.raises(ConfigError, match="not offered for text"):
+        prepare(cfg_for(names, "model.clusters=4"), None)
+
+
+def test_train_sample_eval_report(names: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    prepare(cfg_for(names), out).fit(progress=False)
+    assert (out / "codec.json").is_file() and (out / "samples" / "step-000000020.txt").is_file()
+    run = load_run(out)
+    assert run.kind.name == "text"
+    a = sample_strings(run, 50, seed=3, temperature=0.5)
+    assert a == sample_strings(run, 50, seed=3, temperature=0.5)
+    assert set("".join(a)) <= set(run.codec.chars)
+    greedy = sample_strings(run, 50, seed=3, temperature=0.0)
+    assert len(set(greedy)) <= len(set(sample_strings(run, 50, seed=3, temperature=2.0)))
+    scores = run.kind.evaluate(run, 100, 0, "")
+    for key in ("nll", "nll_holdout", "bleu4", "self_bleu4", "novelty", "uniqueness"):
+        assert np.isfinite(scores[key]), key
+    assert scores["num"] == 100 and "validity" not in scores
+    html = run.kind.report(run)
+    assert "Generated strings" in html and "data:image/png" in html
+
+
+def test_resume_is_bitwise(names: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    prepare(cfg_for(names), whole).fit(progress=False)
+    part = tmp_path / "part"
+    prepare(cfg_for(names, "train.steps=10"), part).fit(progress=False)
+    prepare(gankit.resume_config(part, steps=20), part, resume=True).fit(progress=False)
+    sa = checkpoint.latest(whole / "checkpoints")
+    sb = checkpoint.latest(part / "checkpoints")
+    assert sa is not None and sb is not None and sa["step"] == sb["step"] == 20
+    for key in ("G", "D"):
+        for name, v in sa[key].items():
+            assert torch.equal(v, sb[key][name]), (key, name)
+    assert (whole / "samples" / "step-000000020.txt").read_bytes() == \
+        (part / "samples" / "step-000000020.txt").read_bytes()
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+def gankit_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gankit", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_train_sample_eval(names: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    sets = [a for s in FAST for a in ("--set", s)]
+    r = gankit_cli("train", "--data", names, "--out", out, "--quiet", *sets)
+    assert r.returncode == 0, r.stderr
+    new = tmp_path / "new.txt"  # sample and eval in this process (saves starting python)
+    assert main(["sample", str(out), "--num", "30", "--out", str(new),
+                 "--temperature", "0.7"]) == 0
+    assert len(new.read_text(encoding="utf-8").split("\n")) == 31
+    capsys.readouterr()
+    assert main(["eval", str(out), "--num", "50", "--json"]) == 0
+    printed = capsys.readouterr().out
+    assert '"self_bleu4"' in printed and '"nll"' in printed
+    assert main(["sample", str(out), "--num", "5", "--out", str(tmp_path / "x.png")]) == 2
+    assert "text" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+    assert main(["sample", str(out), "--num", "5", "--out", str(tmp_path / "y.txt"),
+                 "--temperature", "-1"]) == 2
+    assert not (tmp_path / "y.txt").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01\x02" * 50, b"a\n" * 40])
+def test_cli_bad_text_exits_2_and_touches_nothing(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    out = tmp_path / "run"
+    r = gankit_cli("train", "--data", path, "--out", out, "--quiet", "--steps", "5")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("gankit: ")
+    assert not out.exists()
