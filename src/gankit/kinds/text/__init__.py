@@ -172,7 +172,8 @@ class TextKind(Kind):
         train, holdout, _ = load_strings(cfg)
         codec = run.codec
         scorer = TextScorer(codec, (train, holdout), checker_of(cfg), 0)
-        lm = fit_lm(codec.ids(train), codec.vocab_size, lm_steps(len(train)), seed=0)  # trained once
+        # the scoring language model, trained once
+        lm = fit_lm(codec.ids(train), codec.vocab_size, lm_steps(len(train)), seed=0)
         real_nll = mean_nll(lm, codec.ids(holdout))
 
         def judge(num: int, seed: int) -> dict[str, Any]:
