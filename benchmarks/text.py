@@ -4,10 +4,12 @@ sampling temperature, at equal training time, on baby names and SMILES.
     python benchmarks/text.py                                   # names and SMILES, 90 s each
     python benchmarks/text.py --datasets names --seconds 30 --num 500 --png runs/text.png
 
-For each dataset and seed, two models of about the same size train for the same wall-clock time
-on one thread: gankit's text GAN (the ``text`` preset: a GRU generator of Gumbel-softmax tokens
+For each dataset and seed, models of about the same size train for the same wall-clock time on
+one thread: gankit's text GAN (the ``text`` preset: a GRU generator of Gumbel-softmax tokens
 against a convolutional discriminator, relativistic loss) and a character GRU language model
-trained by maximum likelihood (``gankit.kinds.text.lm``, MOSES's CharRNN in small). Each is
+trained by maximum likelihood (``gankit.kinds.text.lm``, MOSES's CharRNN in small), and the
+``text-latent`` GAN (an autoencoder, then WGAN-GP on its codes; sampled at the decoder's
+temperature, its autoencoder's training counted in its time). Each is
 sampled at every temperature of ``--temperatures`` and scored on the same held-out strings:
 
 - quality: ``nll``, the mean per-token NLL of the samples under an *oracle* language model
@@ -139,10 +141,17 @@ def run_dataset(dataset: str, strings: list[str], args: argparse.Namespace, seed
     lm_params = sum(p.numel() for p in lm.parameters())
     print(f"[{dataset}] GAN: {gan_steps} steps in {gan_time:.0f}s, G {g_params} parameters; "
           f"MLE: {args.seconds:.0f}s, {lm_params} parameters (wall {lm_time:.0f}s)", flush=True)
+    latent = None
+    if "latent" in args.models:
+        latent, latent_note = train_latent(path, seed, args, extra, work / f"lat-{dataset}-{seed}")
+        print(f"[{dataset}] latent GAN: {latent_note}", flush=True)
     for temp in args.temperatures:
         gan = sample_strings(run, args.num, seed + 1, temp)
         mle = codec.strings(sample_lm(lm, args.num, codec.length, temp, seed=seed + 1))
-        for model, samples in (("gan", gan), ("mle", mle)):
+        made = [("gan", gan), ("mle", mle)]
+        if latent is not None:
+            made.append(("latent", sample_strings(latent, args.num, seed + 1, temp)))
+        for model, samples in made:
             rows.append({"dataset": dataset, "seed": seed, "model": model, "temperature": temp,
                          **score(samples, train, train_set, holdout, codec, oracle, checker,
                                  dataset, seed)})
@@ -151,6 +160,25 @@ def run_dataset(dataset: str, strings: list[str], args: argparse.Namespace, seed
         r.update(gan_steps=gan_steps, seconds=args.seconds, g_params=g_params,
                  lm_params=lm_params)
     return rows
+
+
+def train_latent(path: Path, seed: int, args: argparse.Namespace, extra: list[str],
+                 out: Path) -> tuple[object, str]:
+    """The text-latent run on ``path``: its autoencoder's steps and the GAN's time together
+    take about ``--seconds`` (the autoencoder is timed first, on a copy of the data)."""
+    t0 = time.perf_counter()
+    probe = resolve("text-latent", overrides=[f"data.source={path}", *extra,
+                                              f"data.autoencoder_steps={args.ae_steps}"])
+    data = TextKind().load(probe.data)  # the autoencoder, timed (the run trains the same one)
+    ae_time = time.perf_counter() - t0
+    left = max(5.0, args.seconds - ae_time)
+    cfg = probe.replace(train={"seed": seed, "steps": 1000000, "time_limit": left,
+                               "checkpoint_every": 1000000, "sample_every": 1000000})
+    trainer = prepare(cfg, out, dataset=data)
+    trainer.fit(progress=False)
+    return load_run(out), (f"autoencoder {args.ae_steps} steps in {ae_time:.0f}s "
+                           f"({'; '.join(data.notes)}), then WGAN-GP {trainer.step} steps in "
+                           f"{left:.0f}s")
 
 
 COLUMNS = ("nll", "rev_nll", "bleu4", "self_bleu4", "uniqueness", "novelty", "validity",
@@ -183,8 +211,10 @@ def plot(rows: list[dict], path: Path) -> None:
     for i, d in enumerate(datasets):
         for j, (x, y) in enumerate((("nll", "rev_nll"), ("self_bleu4", "bleu4"))):
             ax = fig.add_subplot(len(datasets), 2, 2 * i + j + 1)
-            for model, style in (("gan", "o-"), ("mle", "s-")):
+            for model, style in (("gan", "o-"), ("mle", "s-"), ("latent", "^-")):
                 pts = [r for r in rows if r["dataset"] == d and r["model"] == model]
+                if not pts:
+                    continue
                 ax.plot([r[x] for r in pts], [r[y] for r in pts], style, label=model)
                 for r in pts:
                     ax.annotate(f"{r['temperature']:g}", (r[x], r[y]), fontsize=7)
@@ -213,6 +243,10 @@ def main() -> None:
     p.add_argument("--strings", type=int, default=20000, help="strings drawn from each corpus")
     p.add_argument("--temperatures", nargs="+", type=float, default=list(TEMPERATURES))
     p.add_argument("--gan-set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--models", nargs="+", default=["gan", "mle", "latent"],
+                   help="gan and mle always run; add latent for the text-latent GAN")
+    p.add_argument("--ae-steps", type=int, default=1000,
+                   help="autoencoder steps of the latent GAN (inside its --seconds)")
     p.add_argument("--wheels", type=Path, default=Path("/tmp/wheels"))
     p.add_argument("--png", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None)

@@ -16,7 +16,7 @@ from gankit import kinds
 from gankit.cli import main
 from gankit.config import resolve
 from gankit.errors import ConfigError, DataError
-from gankit.kinds.text import TextKind, sample_strings
+from gankit.kinds.text import TextCodec, TextKind, sample_strings, walk
 from gankit.run import load_run, prepare
 from gankit.training import checkpoint
 
@@ -159,3 +159,61 @@ def test_cli_bad_text_exits_2_and_touches_nothing(tmp_path: Path, content: bytes
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("gankit: ")
     assert not out.exists()
+
+
+# -- the latent-space model ----------------------------------------------------------------------
+
+LATENT = ["data.autoencoder_steps=40", "data.code_dim=8"]
+
+
+def latent_cfg(path: Path, *extra: str) -> gankit.Config:
+    return resolve("text-latent", overrides=[f"data.source={path}", *FAST, *LATENT, *extra])
+
+
+def test_latent_codec_round_trips_through_json(names: Path) -> None:
+    data = TextKind().load(latent_cfg(names).data)
+    codec = data.codec
+    assert codec.latent and data.samples.shape == (160, 8)
+    assert any("autoencoder" in n for n in data.notes)
+    again = TextCodec.from_json(codec.to_json())
+    assert again.latent and torch.equal(again.encode(data.frames[0]), data.samples)
+    assert again.decode(data.samples[:20]) == codec.decode(data.samples[:20])
+    stored = TextKind().load(latent_cfg(names).data, codec.to_json())  # resume: no retraining
+    assert torch.equal(stored.samples, data.samples)
+
+
+def test_latent_train_sample_walk(names: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    prepare(latent_cfg(names), out).fit(progress=False)
+    run = load_run(out)
+    assert run.codec.latent and run.kind.name == "text"
+    drawn = sample_strings(run, 40, seed=1)
+    assert drawn == sample_strings(run, 40, seed=1)
+    assert set("".join(drawn)) <= set(run.codec.chars)
+    path = walk(run, "maria", "johan", 6)
+    assert len(path) == 6 and set("".join(path)) <= set(run.codec.chars)
+    with pytest.raises(DataError, match="never saw"):
+        walk(run, "maria", "zoë", 6)
+    walk_txt = tmp_path / "walk.txt"
+    assert main(["sample", str(out), "--between", "maria", "johan", "--steps", "4",
+                 "--out", str(walk_txt)]) == 0
+    assert len(walk_txt.read_text(encoding="utf-8").splitlines()) == 4
+    bad = tmp_path / "bad.txt"
+    capsys.readouterr()
+    assert main(["sample", str(out), "--between", "maria", "jo!", "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "'!'" in err and not bad.exists()
+
+
+def test_between_needs_a_latent_run(names: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    prepare(cfg_for(names, "train.steps=2", "train.checkpoint_every=2"), out).fit(progress=False)
+    assert main(["sample", str(out), "--between", "ma", "jo", "--out",
+                 str(tmp_path / "w.txt")]) == 2
+    assert "text-latent" in capsys.readouterr().err and not (tmp_path / "w.txt").exists()
+    assert main(["sample", str(out), "--out", str(tmp_path / "w.txt")]) == 2
+    with pytest.raises(ConfigError, match="text-latent"):
+        prepare(resolve(None, overrides=[f"data.source={names}", *FAST, *LATENT,
+                                         "data.text_codec=autoencoder"]), None)

@@ -47,6 +47,7 @@ TABLE_BUILTINS = ("adult",)
 COLUMN_CHOICES = ("continuous", "integer", "categorical", "boolean", "datetime", "drop")
 TEXT_SUFFIXES = (".txt", ".smi", ".smiles")  # files read as text: one string per line
 VALIDITY = ("", "none", "smiles")  # data.validity: "" = smiles for .smi files, else none
+TEXT_CODECS = ("tokens", "autoencoder")  # data.text_codec
 
 
 def is_text_source(source: str) -> bool:
@@ -80,6 +81,9 @@ class DataConfig:
     max_length: int = 32  # characters per string at most
     truncate: bool = True  # longer lines are cut to max_length (with a note); false: refused
     validity: str = ""  # the checker of samples: smiles, none; "" = smiles for .smi, else none
+    text_codec: str = "tokens"  # tokens (one-hot, the text preset) or autoencoder (text-latent)
+    autoencoder_steps: int = 2000  # training steps of text-latent's autoencoder
+    code_dim: int = 32  # the width of text-latent's codes
 
     @property
     def column_kinds(self) -> dict[str, str]:
@@ -438,6 +442,10 @@ def validate(cfg: Config) -> None:
         _one_of(f"data.columns.{name}", kind, COLUMN_CHOICES)
     _require(1 <= d.max_length <= 1000, f"data.max_length must be 1..1000, got {d.max_length}")
     _one_of("data.validity", d.validity, VALIDITY)
+    _one_of("data.text_codec", d.text_codec, TEXT_CODECS)
+    _require(1 <= d.autoencoder_steps <= 10**7,
+             f"data.autoencoder_steps must be 1..1e7, got {d.autoencoder_steps}")
+    _require(2 <= d.code_dim <= 1024, f"data.code_dim must be 2..1024, got {d.code_dim}")
     _one_of("model.family", m.family, FAMILIES)
     _require(1 <= m.latent_dim <= 4096, f"model.latent_dim must be 1..4096, got {m.latent_dim}")
     for key, widths in (("model.g_hidden", m.g_hidden), ("model.d_hidden", m.d_hidden)):

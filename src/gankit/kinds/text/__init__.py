@@ -87,10 +87,16 @@ class TextScorer(Scorer):
                            self.seed if seed is None else seed)
 
 
-def sample_strings(run: Run, num: int, seed: int, temperature: float = 1.0) -> list[str]:
-    """``num`` strings of a text run at sampling ``temperature``, reproducible from ``seed``."""
-    if not 0.0 <= temperature <= 100.0:
+def sample_strings(run: Run, num: int, seed: int, temperature: float | None = None
+                   ) -> list[str]:
+    """``num`` strings of a text run at sampling ``temperature``, reproducible from ``seed``:
+    by default 1 for the token GAN (its own distribution) and 0 for the latent one (each code
+    decoded to its most likely string)."""
+    if temperature is not None and not 0.0 <= temperature <= 100.0:
         raise ConfigError(f"--temperature must be in 0..100, got {temperature}")
+    if run.codec.latent:
+        return run.codec.decode(run.generate(num, seed), temperature or 0.0, seed)
+    temperature = 1.0 if temperature is None else temperature
     g = run.generator
     before = g.temperature
     g.temperature = temperature
@@ -98,6 +104,39 @@ def sample_strings(run: Run, num: int, seed: int, temperature: float = 1.0) -> l
         return run.codec.decode(run.generate(num, seed))
     finally:
         g.temperature = before
+
+
+def with_autoencoder(codec: TextCodec, cfg: DataConfig, train: list[str], holdout: list[str]
+                     ) -> tuple[TextCodec, str]:
+    """(``codec`` encoding by an autoencoder trained on ``train``, a note on how well it
+    reconstructs ``holdout``)."""
+    from .autoencoder import fit_autoencoder
+
+    ae = fit_autoencoder(codec.ids(train), codec.vocab_size, cfg.autoencoder_steps,
+                         seed=cfg.split_seed, code_dim=cfg.code_dim)
+    latent = codec.with_autoencoder(ae)
+    some = holdout[:1000]
+    exact = float(np.mean([a == b for a, b in zip(latent.decode(latent.encode(some)), some,
+                                                  strict=True)]))
+    return latent, (f"autoencoder: {cfg.autoencoder_steps} steps, codes of {cfg.code_dim}; it "
+                    f"rebuilds {exact:.0%} of {len(some)} held-out strings exactly")
+
+
+def walk(run: Run, a: str, b: str, steps: int) -> list[str]:
+    """``steps`` strings on the straight line between the codes of ``a`` and ``b`` (a latent
+    run), ends included. DataError for strings the vocabulary cannot hold."""
+    codec = run.codec
+    if not codec.latent:
+        raise GankitError("--between walks the code space of a latent text model (--preset "
+                          "text-latent); this run's GAN makes tokens")
+    if steps < 2:
+        raise GankitError(f"--steps must be at least 2 (the two ends), got {steps}")
+    for s in (a, b):
+        if not s or len(s) > codec.length:
+            raise DataError(f"--between '{s}': strings of 1..{codec.length} characters only")
+    ends = codec.encode([a, b])  # DataError for unseen characters
+    t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
+    return codec.decode((1 - t) * ends[0] + t * ends[1])
 
 
 class TextKind(Kind):
@@ -112,13 +151,24 @@ class TextKind(Kind):
         train, holdout, notes = load_strings(cfg)
         # The vocabulary is every character of the file (held-out strings included), so held-out
         # strings can be scored; the length is the longest string.
-        fitted = TextCodec.from_json(codec) if codec is not None else TextCodec.fit(
-            train + holdout)
+        if codec is not None:
+            fitted = TextCodec.from_json(codec)
+        else:
+            fitted = TextCodec.fit(train + holdout)
+            if cfg.text_codec == "autoencoder":
+                fitted, note = with_autoencoder(fitted, cfg, train, holdout)
+                notes.append(note)
         return Dataset(samples=fitted.encode(train), labels=None, name=Path(cfg.source).stem,
                        kind="text", codec=fitted, frames=(train, holdout), notes=tuple(notes))
 
     def layout(self, codec: Any, m: ModelConfig) -> tuple[tuple[tuple[int, str], ...] | None,
                                                            int]:
+        if codec.latent:
+            if m.family != "mlp":
+                raise ConfigError(f"data.text_codec=autoencoder trains a GAN on codes, which "
+                                  f"model.family={m.family} cannot make: use --preset "
+                                  "text-latent (model.family=mlp)")
+            return None, 0
         return codec.heads(), 0
 
     def sampling(self, run: Path, cfg: Config) -> tuple[Any, Conditioning | None]:
@@ -153,8 +203,11 @@ class TextKind(Kind):
         if label is not None or where:
             raise GankitError("--class and --where are for images and tables; text runs are "
                               "unconditioned")
-        temperature = options.get("temperature")
-        strings = sample_strings(run, num, seed, 1.0 if temperature is None else temperature)
+        between = options.get("between")
+        if between is not None:
+            strings = walk(run, between[0], between[1], options.get("steps") or 8)
+        else:
+            strings = sample_strings(run, num, seed, options.get("temperature"))
         write_strings(strings, out)
         return len(strings)
 
@@ -203,4 +256,4 @@ class TextKind(Kind):
         return TextView(run)
 
 
-__all__ = ["TEXT_SUFFIXES", "TextCodec", "TextKind", "sample_strings"]
+__all__ = ["TEXT_SUFFIXES", "TextCodec", "TextKind", "sample_strings", "walk"]

@@ -4,12 +4,16 @@ one-hot sequences a GAN learns.
 Token 0 ends a string (and pads it to the codec's ``length``); tokens 1..K are the characters
 seen in the training data, so a decoded sample can only hold those: an unknown character is
 impossible by construction. The fitted codec is plain JSON (``to_json`` / ``from_json``).
+
+A latent codec (``data.text_codec = "autoencoder"``) also holds a trained autoencoder: strings
+are then encoded as its codes (N, code_dim) and decoded by its decoder; its weights ride in the
+JSON as base64 safetensors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +22,9 @@ from ...errors import DataError
 END = 0  # the token that ends (and pads) every string
 FORMAT = 1
 
+if TYPE_CHECKING:
+    from .autoencoder import TextAutoencoder
+
 
 @dataclass(frozen=True)
 class TextCodec:
@@ -25,6 +32,16 @@ class TextCodec:
 
     chars: tuple[str, ...]
     length: int
+    autoencoder: TextAutoencoder | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def latent(self) -> bool:
+        """Whether strings are encoded as an autoencoder's codes (else as one-hot tokens)."""
+        return self.autoencoder is not None
+
+    def with_autoencoder(self, autoencoder: TextAutoencoder) -> TextCodec:
+        """This vocabulary, encoding strings by ``autoencoder``."""
+        return replace(self, autoencoder=autoencoder)
 
     @property
     def vocab_size(self) -> int:
@@ -72,8 +89,12 @@ class TextCodec:
         return out
 
     def encode(self, strings: list[str]) -> torch.Tensor:
-        """One-hot sequences (N, length * vocabulary), float32."""
+        """One-hot sequences (N, length * vocabulary), float32; a latent codec's codes
+        (N, code_dim)."""
         ids = self.ids(strings)
+        if self.autoencoder is not None:
+            with torch.no_grad():
+                return self.autoencoder.encode(ids).float()
         x = torch.zeros(len(strings), self.length, self.vocab_size)
         x.scatter_(2, ids.unsqueeze(2), 1.0)
         return x.reshape(len(strings), self.width)
@@ -95,8 +116,12 @@ class TextCodec:
             out.append("".join(chars))
         return out
 
-    def decode(self, x: torch.Tensor) -> list[str]:
-        """Encoded sequences (N, width) as strings."""
+    def decode(self, x: torch.Tensor, temperature: float = 0.0, seed: int = 0) -> list[str]:
+        """Encoded sequences (N, width) as strings; a latent codec's codes decoded with each
+        token the most likely (``temperature`` 0) or drawn (reproducible from ``seed``)."""
+        if self.autoencoder is not None:
+            return self.strings(self.autoencoder.decode(x.float(), self.length, temperature,
+                                                        seed))
         return self.strings(self.to_ids(x))
 
     def heads(self) -> tuple[tuple[int, str], ...]:
@@ -106,8 +131,11 @@ class TextCodec:
 
     def to_json(self) -> dict[str, Any]:
         """The codec as JSON values."""
-        return {"kind": "text", "format": FORMAT, "chars": list(self.chars),
-                "length": self.length}
+        out: dict[str, Any] = {"kind": "text", "format": FORMAT, "chars": list(self.chars),
+                               "length": self.length}
+        if self.autoencoder is not None:
+            out["autoencoder"] = self.autoencoder.to_json()
+        return out
 
     @classmethod
     def from_json(cls, d: Any) -> TextCodec:
@@ -119,4 +147,12 @@ class TextCodec:
               and len(set(d["chars"])) == len(d["chars"]) >= 2)
         if not ok:
             raise DataError("the stored text codec is not one gankit wrote (codec.json)")
-        return cls(chars=tuple(d["chars"]), length=int(d["length"]))
+        codec = cls(chars=tuple(d["chars"]), length=int(d["length"]))
+        if d.get("autoencoder") is not None:
+            from .autoencoder import TextAutoencoder
+
+            ae = TextAutoencoder.from_json(d["autoencoder"])
+            if ae.vocab != codec.vocab_size:
+                raise DataError("the stored text autoencoder does not fit its vocabulary")
+            codec = codec.with_autoencoder(ae)
+        return codec

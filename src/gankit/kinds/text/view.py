@@ -14,10 +14,14 @@ from ..base import View
 
 class TextView(View):
     """Text leaves as token ids (N, length), 0 ending a string and token i the vocabulary's
-    character i-1 (in the metadata); the page shows the strings."""
+    character i-1 (in the metadata); a latent run's as codes (N, code_dim), which its
+    autoencoder (in the metadata) decodes. The page shows the strings."""
 
-    outputs = ("tokens",)
     downloads = ("txt",)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("codes",) if self.run.codec.latent else ("tokens",)
 
     @property
     def page_num(self) -> int:
@@ -25,11 +29,15 @@ class TextView(View):
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         codec = self.run.codec
+        if codec.latent:
+            return x
         return x.reshape(x.shape[0], codec.length, codec.vocab_size).argmax(2)
 
     def describe(self) -> dict[str, str]:
         codec = self.run.codec
-        return {"gankit.outputs": json.dumps({"tokens": ["N", codec.length]}),
+        shape = ({"codes": ["N", codec.autoencoder.code_dim]} if codec.latent
+                 else {"tokens": ["N", codec.length]})
+        return {"gankit.outputs": json.dumps(shape),
                 "gankit.codec": json.dumps(codec.to_json())}
 
     def rows(self, x: torch.Tensor) -> dict[str, Any]:
