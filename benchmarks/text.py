@@ -93,6 +93,7 @@ def score(samples: list[str], train: list[str], train_set: set[str], holdout: li
     """Every metric of one set of samples."""
     out = {k: v for k, v in text_scores(samples, train_set, holdout, checker, seed).items()}
     out["nll"] = mean_nll(oracle, codec.ids(samples))
+    out["examples"] = " ".join(samples[:8])
     kept = [s for s in samples if s] or ["?"]
     rev = fit_lm(codec.ids([s for s in kept if s != "?"] or train[:1]), codec.vocab_size,
                  REVERSE_STEPS, seed=seed)
@@ -156,6 +157,11 @@ def run_dataset(dataset: str, strings: list[str], args: argparse.Namespace, seed
                          **score(samples, train, train_set, holdout, codec, oracle, checker,
                                  dataset, seed)})
             print(format_row(rows[-1]), flush=True)
+    if latent is not None:  # its default: each code decoded greedily
+        rows.append({"dataset": dataset, "seed": seed, "model": "latent", "temperature": 0.0,
+                     **score(sample_strings(latent, args.num, seed + 1, 0.0), train, train_set,
+                             holdout, codec, oracle, checker, dataset, seed)})
+        print(format_row(rows[-1]), flush=True)
     for r in rows:
         r.update(gan_steps=gan_steps, seconds=args.seconds, g_params=g_params,
                  lm_params=lm_params)
@@ -188,12 +194,13 @@ COLUMNS = ("nll", "rev_nll", "bleu4", "self_bleu4", "uniqueness", "novelty", "va
 def format_row(r: dict) -> str:
     temp = "-" if r["temperature"] is None else f"{r['temperature']:.2f}"
     cells = [f"{r[c]:.3f}" if isinstance(r.get(c), float) else "-" for c in COLUMNS]
-    return f"| {r['dataset']} | {r['model']} | {temp} | " + " | ".join(cells) + " |"
+    return (f"| {r['dataset']} | {r['model']} | {temp} | " + " | ".join(cells)
+            + f" | {r['examples'][:60]} |")
 
 
 def table(rows: list[dict]) -> str:
-    head = "| data | model | T | " + " | ".join(COLUMNS) + " |"
-    return "\n".join([head, "|" + "---|" * (3 + len(COLUMNS)), *map(format_row, rows)])
+    head = "| data | model | T | " + " | ".join(COLUMNS) + " | first samples |"
+    return "\n".join([head, "|" + "---|" * (4 + len(COLUMNS)), *map(format_row, rows)])
 
 
 def plot(rows: list[dict], path: Path) -> None:
