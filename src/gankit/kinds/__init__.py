@@ -14,7 +14,7 @@ from .base import Kind
 
 
 def get(name: str) -> Kind:
-    """The kind called ``name`` (images, points or tables); each is imported on first use
+    """The kind called ``name`` (images, points, tables or text); each is imported on first use
     (tables bring in pandas, which image runs never need)."""
     if name in ("images", "points"):
         from .images import ImageKind, PointKind
@@ -33,7 +33,8 @@ def get(name: str) -> Kind:
 
 def of_source(source: str) -> Kind:
     """The kind of the data named by ``data.source``: tables for .csv/.tsv/.parquet and the
-    built-in tables, points for the 2-D mixtures, else images (built-ins, folders, arrays).
+    built-in tables, text for .txt/.smi, points for the 2-D mixtures, else images (built-ins,
+    folders, arrays).
 
     Points in an array file are recognised only once loaded (``get(dataset.kind)``).
     """
