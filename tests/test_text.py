@@ -217,3 +217,22 @@ def test_between_needs_a_latent_run(names: Path, tmp_path: Path,
     with pytest.raises(ConfigError, match="text-latent"):
         prepare(resolve(None, overrides=[f"data.source={names}", *FAST, *LATENT,
                                          "data.text_codec=autoencoder"]), None)
+
+
+def test_view_and_export(names: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    prepare(cfg_for(names, "train.steps=2", "train.checkpoint_every=2"), out).fit(progress=False)
+    run = load_run(out)
+    view = run.kind.view(run)
+    x = run.generate(6, seed=0)
+    page = view.grid(x, 0)
+    assert page["columns"] == ["text"] and [r[0] for r in page["rows"]] == run.codec.decode(x)
+    tokens, raw = view.finish(x)
+    assert run.codec.strings(tokens) == run.codec.decode(x) and raw is x
+    assert view.download("txt", x, 0)[2].decode("utf-8").splitlines() == run.codec.decode(x)
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from gankit.ship.export import export
+
+    _, diff = export(out, tmp_path / "g.onnx")
+    assert diff is not None and diff <= 1e-4 and (tmp_path / "g.onnx").is_file()

@@ -15,9 +15,9 @@ TAU = 0.5  # Gumbel-softmax temperature while training (RelGAN's 1/beta; lower i
 EMBED = 32
 
 
-def one_hot(idx: torch.Tensor, width: int) -> torch.Tensor:
-    """Indices (N,) as one-hot float rows (N, width), by traceable operations."""
-    return torch.zeros(len(idx), width, device=idx.device).scatter(1, idx.unsqueeze(1), 1.0)
+def one_hot(idx: torch.Tensor, width: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Indices (N,) as one-hot rows (N, width), by operations that keep N dynamic in ONNX."""
+    return (idx.unsqueeze(1) == torch.arange(width, device=idx.device)).to(dtype)
 
 
 class TextGenerator(nn.Module):
@@ -43,13 +43,13 @@ class TextGenerator(nn.Module):
         self.out = nn.Linear(hidden, vocab)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        n = z.shape[0]
         code = z[:, :self.code_dim]
-        noise = gumbel(z[:, self.code_dim:]).reshape(n, self.length, self.vocab)
+        noise = gumbel(z[:, self.code_dim:]).reshape(-1, self.length, self.vocab)
         h = torch.tanh(self.init(code))
-        tok = torch.full((n,), self.vocab, dtype=torch.int64, device=z.device)
-        alive = torch.ones(n, 1, device=z.device, dtype=z.dtype)  # not yet ended
-        end = one_hot(torch.zeros(n, dtype=torch.int64, device=z.device), self.vocab)
+        # shapes from z's own (not Python numbers), so an exported model keeps N dynamic
+        alive = torch.ones_like(z[:, :1])  # not yet ended
+        tok = (alive[:, 0] * self.vocab).long()  # the start token
+        end = one_hot((alive[:, 0] * 0).long(), self.vocab, z.dtype)
         outs = []
         for t in range(self.length):
             h = self.cell(torch.cat([self.embed(tok), code], 1), h)
@@ -62,10 +62,10 @@ class TextGenerator(nn.Module):
                 scores = logits / temp + noise[:, t] if temp > 0 else logits
                 soft = None
             tok = scores.argmax(1)
-            y_t = soft if soft is not None else one_hot(tok, self.vocab)
+            y_t = soft if soft is not None else one_hot(tok, self.vocab, z.dtype)
             outs.append(alive * y_t + (1.0 - alive) * end)
             alive = alive * (1.0 - y_t[:, :1])
-        return torch.stack(outs, 1).reshape(n, self.length * self.vocab)
+        return torch.stack(outs, 1).flatten(1)
 
 
 class TextDiscriminator(nn.Module):

@@ -14,29 +14,29 @@ from ..base import View
 
 class TextView(View):
     """Text leaves as token ids (N, length), 0 ending a string and token i the vocabulary's
-    character i-1 (in the metadata); a latent run's as codes (N, code_dim), which its
-    autoencoder (in the metadata) decodes. The page shows the strings."""
+    character i-1 (in the metadata), beside the raw one-hot output; a latent run's as codes
+    (N, code_dim), which its autoencoder (in the metadata) decodes. The page shows the strings."""
 
     downloads = ("txt",)
 
     @property
     def outputs(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("codes",) if self.run.codec.latent else ("tokens",)
+        return ("codes",) if self.run.codec.latent else ("tokens", "raw")
 
     @property
     def page_num(self) -> int:
         return 50
 
-    def finish(self, x: torch.Tensor) -> torch.Tensor:
+    def finish(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         codec = self.run.codec
         if codec.latent:
             return x
-        return x.reshape(x.shape[0], codec.length, codec.vocab_size).argmax(2)
+        return x.reshape(-1, codec.length, codec.vocab_size).argmax(2), x
 
     def describe(self) -> dict[str, str]:
         codec = self.run.codec
         shape = ({"codes": ["N", codec.autoencoder.code_dim]} if codec.latent
-                 else {"tokens": ["N", codec.length]})
+                 else {"tokens": ["N", codec.length], "raw": ["N", codec.width]})
         return {"gankit.outputs": json.dumps(shape),
                 "gankit.codec": json.dumps(codec.to_json())}
 
