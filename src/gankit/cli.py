@@ -260,7 +260,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     suffix = out.suffix.lower()
     if suffix not in (*kinds.get("images").sample_suffixes, *TABLE_SUFFIXES):  # before the run
         raise GankitError(f"--out must end in .npz or .png (images, points) or .csv, .tsv or "
-                          f".parquet (tables), got '{out.name}'")
+                          f".parquet (tables, series), got '{out.name}'")
     if not out.parent.is_dir():
         raise GankitError(f"folder {out.parent} does not exist")
     run = load_run(args.run, ema=not args.no_ema)
