@@ -4,6 +4,8 @@ Every function is pure: it takes real and synthetic series as float arrays (N, T
 scale the scores are read in (min-max scaled to [0, 1], as TimeGAN scores them), optional
 ``lengths`` (N,) for variable-length sets (steps at or past a series' length are padding and
 never read), and a ``seed`` that fixes every random draw (splits, batches, initial weights).
+The post-hoc networks train ``iterations`` steps, by default the module's constants (TimeGAN's
+counts), read at each call.
 
 * ``discriminative_score``: TimeGAN's ``metrics/discriminative_metrics.py``: a post-hoc GRU
   (hidden size C/2, at least 1 — TimeGAN's own is 0 for one channel, which cannot train) with a
@@ -87,8 +89,9 @@ def hidden_size(channels: int) -> int:
 def _discriminative_score(real: np.ndarray, synthetic: np.ndarray, seed: int = 0,
                          real_lengths: np.ndarray | None = None,
                          synthetic_lengths: np.ndarray | None = None,
-                         iterations: int = DISCRIMINATIVE_ITERATIONS) -> float:
+                         iterations: int | None = None) -> float:
     """|accuracy - 0.5| of a post-hoc GRU telling real from synthetic series (0 is best)."""
+    iterations = iterations or DISCRIMINATIVE_ITERATIONS
     rng = np.random.default_rng(seed)
     xr, xs = (torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in (real, synthetic))
     lr = torch.as_tensor(full_lengths(real, real_lengths))
@@ -131,9 +134,10 @@ def _predictive_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _predictive_score(real: np.ndarray, synthetic: np.ndarray, seed: int = 0,
                      real_lengths: np.ndarray | None = None,
                      synthetic_lengths: np.ndarray | None = None,
-                     iterations: int = PREDICTIVE_ITERATIONS) -> float:
+                     iterations: int | None = None) -> float:
     """Mean absolute error on real series of a one-step-ahead GRU trained on ``synthetic``
     (train it on real data for the floor); lower is better."""
+    iterations = iterations or PREDICTIVE_ITERATIONS
     rng = np.random.default_rng(seed)
     xr, xs = (torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in (real, synthetic))
     if xr.shape[1] < 2:
@@ -276,10 +280,11 @@ def _classifier_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nd
                         test_y: np.ndarray, seed: int = 0,
                         train_lengths: np.ndarray | None = None,
                         test_lengths: np.ndarray | None = None,
-                        iterations: int = CLASSIFIER_ITERATIONS) -> float:
+                        iterations: int | None = None) -> float:
     """Accuracy on (``test_x``, ``test_y``) of a GRU classifier (hidden 32, Adam 1e-3, batches
     of 128, on the last valid state) trained on (``train_x``, ``train_y``): with synthetic
     training series, "train on synthetic, test on real" (TSTR)."""
+    iterations = iterations or CLASSIFIER_ITERATIONS
     rng = np.random.default_rng(seed)
     xa, xb = (torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in (train_x, test_x))
     ya = torch.as_tensor(np.asarray(train_y, dtype=np.int64))
@@ -303,7 +308,7 @@ def _classifier_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nd
 def discriminative_score(real: np.ndarray, synthetic: np.ndarray, seed: int = 0,
                          real_lengths: np.ndarray | None = None,
                          synthetic_lengths: np.ndarray | None = None,
-                         iterations: int = DISCRIMINATIVE_ITERATIONS) -> float:
+                         iterations: int | None = None) -> float:
     """|accuracy - 0.5| of a post-hoc GRU telling real from synthetic series (0 is best)."""
     with one_thread():
         return _discriminative_score(real, synthetic, seed, real_lengths, synthetic_lengths,
@@ -313,7 +318,7 @@ def discriminative_score(real: np.ndarray, synthetic: np.ndarray, seed: int = 0,
 def predictive_score(real: np.ndarray, synthetic: np.ndarray, seed: int = 0,
                      real_lengths: np.ndarray | None = None,
                      synthetic_lengths: np.ndarray | None = None,
-                     iterations: int = PREDICTIVE_ITERATIONS) -> float:
+                     iterations: int | None = None) -> float:
     """Mean absolute error on real series of a one-step-ahead GRU trained on ``synthetic``
     (train it on real data for the floor); lower is better."""
     with one_thread():
@@ -325,7 +330,7 @@ def classifier_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nda
                         test_y: np.ndarray, seed: int = 0,
                         train_lengths: np.ndarray | None = None,
                         test_lengths: np.ndarray | None = None,
-                        iterations: int = CLASSIFIER_ITERATIONS) -> float:
+                        iterations: int | None = None) -> float:
     """Accuracy on (``test_x``, ``test_y``) of a GRU classifier trained on (``train_x``,
     ``train_y``): with synthetic training series, train on synthetic, test on real (TSTR)."""
     with one_thread():

@@ -172,10 +172,11 @@ def _labels(raw: np.ndarray | None, n: int, source: str
 
 
 def read_frame(path: Path) -> pd.DataFrame:
-    """A table file as a DataFrame (through the tables kind's reader)."""
+    """A table file as a DataFrame (through the tables kind's reader; 2 rows are enough: one
+    series of two steps)."""
     from ..tables.files import read_table
 
-    return read_table(path)
+    return read_table(path, min_rows=2)
 
 
 def _numeric(df: pd.DataFrame, source: str) -> np.ndarray:
@@ -245,19 +246,21 @@ def read_long(path: Path, cfg: DataConfig) -> Series:
 
 def _ordered(df: pd.DataFrame, time: str, source: str, by: str | None = None) -> pd.DataFrame:
     """``df`` sorted by the ``time`` column (stable; within ``by``); DataError when the times
-    are missing, cannot be compared or repeat within a series."""
+    are missing, are neither numbers nor dates, or repeat within a series."""
     if not time:
         return df
     col = df[time]
     if col.isna().any():
         raise DataError(f"{source}: {int(col.isna().sum())} rows have no {time!r} (data.time)")
+    numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
     try:
-        key = pd.to_datetime(col) if col.dtype == object else col
+        key = col if numeric or pd.api.types.is_datetime64_any_dtype(col) \
+            else pd.to_datetime(col.astype(str), format="mixed")
         ranks = pd.Series(np.argsort(np.argsort(key.to_numpy(), kind="stable"), kind="stable"),
                           index=df.index)
     except (TypeError, ValueError) as e:
-        raise DataError(f"{source}: the times in {time!r} (data.time) cannot be ordered "
-                        f"({e})") from None
+        raise DataError(f"{source}: the times in {time!r} (data.time) cannot be ordered: "
+                        f"they must be numbers or dates ({str(e).splitlines()[0]})") from None
     keys = [by, time] if by else [time]
     if df.duplicated(subset=keys).any():
         where = "within a series" if by else "in the file"
