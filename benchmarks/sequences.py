@@ -8,10 +8,13 @@ et al., NeurIPS 2019) and Diffusion-TS (Yuan and Qiao, ICLR 2024, Table 1).
 
     python benchmarks/sequences.py                           # sines, stocks, energy x 3 seeds
     python benchmarks/sequences.py --data sines --seeds 0 --set train.ema=0   # an ablation row
-    python benchmarks/sequences.py --data basicmotions --aeon DIR   # labelled: TSTR accuracy
+    python benchmarks/sequences.py --data basicmotions japanesevowels --aeon DIR   # labelled
 
-``--aeon DIR`` is a folder holding aeon's ``BasicMotions/BasicMotions_{TRAIN,TEST}.ts`` (the
-``aeon`` wheel's ``aeon/datasets/data``; ``pip download --no-deps aeon`` and unzip it).
+``--aeon DIR`` is a folder holding aeon's ``BasicMotions/BasicMotions_{TRAIN,TEST}.ts`` and
+``JapaneseVowels/...`` (the ``aeon`` wheel's ``aeon/datasets/data``; ``pip download --no-deps
+aeon`` and unzip it). Those labelled sets train conditioned on their class with half the series
+held out, and add the accuracy on held-out real series of a classifier trained on synthetic
+series (TSTR) beside one trained on real ones (TRTR); JapaneseVowels' lengths vary (7-29).
 Prints one markdown table; ``--json FILE`` writes every run's record.
 """
 
@@ -42,9 +45,10 @@ PUBLISHED = {  # discriminative, predictive (lower is better), from the papers' 
 }
 
 
-def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(series (N, T, C), labels (N,) as strings) of an equal-length UEA/UCR .ts file."""
-    rows, labels, in_data = [], [], False
+def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(series (N, T, C) zero-padded, lengths (N,), labels (N,) as strings) of a UEA/UCR .ts
+    file (equal or unequal lengths)."""
+    cases, labels, in_data = [], [], False
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -55,17 +59,32 @@ def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if not in_data or line.startswith("@"):
             continue
         *dims, label = line.split(":")
-        rows.append([[float(v) for v in d.split(",")] for d in dims])
+        cases.append(np.asarray([[float(v) for v in d.split(",")] for d in dims]).T)
         labels.append(label)
-    return np.asarray(rows).transpose(0, 2, 1), np.asarray(labels)
+    lengths = np.array([len(c) for c in cases])
+    out = np.zeros((len(cases), lengths.max(), cases[0].shape[1]))
+    for i, c in enumerate(cases):
+        out[i, :len(c)] = c
+    return out, lengths, np.asarray(labels)
 
 
-def basicmotions(aeon: Path, work: Path) -> Path:
-    """BasicMotions (train and test files joined) as a gankit .npz file with labels."""
-    parts = [read_ts(aeon / "BasicMotions" / f"BasicMotions_{s}.ts") for s in ("TRAIN", "TEST")]
-    out = work / "basicmotions.npz"
-    np.savez(out, series=np.concatenate([p[0] for p in parts]),
-             labels=np.concatenate([p[1] for p in parts]))
+AEON_SETS = {"basicmotions": "BasicMotions", "japanesevowels": "JapaneseVowels"}
+
+
+def aeon_set(name: str, aeon: Path, work: Path) -> Path:
+    """An aeon set (its train and test files joined) as a gankit .npz file with labels (and
+    lengths where they differ)."""
+    folder = AEON_SETS[name]
+    parts = [read_ts(aeon / folder / f"{folder}_{s}.ts") for s in ("TRAIN", "TEST")]
+    t = max(p[0].shape[1] for p in parts)
+    series = np.concatenate([np.pad(p[0], ((0, 0), (0, t - p[0].shape[1]), (0, 0)))
+                             for p in parts])
+    lengths = np.concatenate([p[1] for p in parts])
+    arrays = {"series": series, "labels": np.concatenate([p[2] for p in parts])}
+    if (lengths != t).any():
+        arrays["lengths"] = lengths
+    out = work / f"{name}.npz"
+    np.savez(out, **arrays)
     return out
 
 
@@ -73,8 +92,8 @@ def one(data: str, source: str, seed: int, steps: int | None, overrides: list[st
         work: Path) -> dict[str, Any]:
     """Train one (data, seed) and score it."""
     extra = [f"train.steps={steps}"] if steps else []
-    if data == "basicmotions":
-        extra.append("model.conditional=true")
+    if data in AEON_SETS:  # labelled: conditioned on the class, half held out (aeon's split)
+        extra += ["model.conditional=true", "data.holdout=0.5"]
     cfg = resolve("timeseries", None, [f"data.source={source}", f"train.seed={seed}",
                                        "train.threads=1", *extra, *overrides])
     out = work / f"{data}-{seed}"
@@ -86,8 +105,8 @@ def one(data: str, source: str, seed: int, steps: int | None, overrides: list[st
     run = load_run(out)
     t1 = time.perf_counter()
     scores = run.kind.evaluator(run, "")(0, seed)
-    return {"data": data, "seed": seed, "steps": cfg.train.steps, "fit_s": round(fit_s, 1),
-            "eval_s": round(time.perf_counter() - t1, 1), **scores}
+    return {**scores, "data": data, "seed": seed, "steps": cfg.train.steps,
+            "fit_s": round(fit_s, 1), "eval_s": round(time.perf_counter() - t1, 1)}
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -99,16 +118,17 @@ def _mean_sd(values: list[float]) -> str:
 def table(records: list[dict[str, Any]]) -> str:
     """The markdown table: every run, then each data set's mean beside the published rows."""
     lines = ["| data | seed | steps | fit (s) | discriminative | predictive (train on real) "
-             "| marginal KS | ACF gap | corr gap | TSTR / TRTR |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| marginal KS | ACF gap | corr gap | length TV | TSTR / TRTR |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in records:
         tstr = (f"{r['tstr_accuracy']:.3f} / {r['trtr_accuracy']:.3f}" if "tstr_accuracy" in r
                 else "")
+        lengths = f"{r['length_distance']:.3f}" if "length_distance" in r else ""
         lines.append(f"| {r['data']} | {r['seed']} | {r['steps']} | {r['fit_s']:.0f} | "
                      f"{r['discriminative']:.3f} ± {r['discriminative_std']:.3f} | "
                      f"{r['predictive']:.3f} ({r['predictive_real']:.3f}) | "
                      f"{r['marginal_ks']:.3f} | {r['autocorrelation_gap']:.3f} | "
-                     f"{r['correlation_gap']:.3f} | {tstr} |")
+                     f"{r['correlation_gap']:.3f} | {lengths} | {tstr} |")
     lines += ["", "| data | model | discriminative | predictive |", "|---|---|---:|---:|"]
     for data in dict.fromkeys(r["data"] for r in records):
         rs = [r for r in records if r["data"] == data]
@@ -134,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         for data in a.data:
             source = data
-            if data == "basicmotions":
+            if data in AEON_SETS:
                 if a.aeon is None:
-                    sys.exit("basicmotions needs --aeon DIR (see the docstring)")
-                source = str(basicmotions(a.aeon, work))
+                    sys.exit(f"{data} needs --aeon DIR (see the docstring)")
+                source = str(aeon_set(data, a.aeon, work))
             for seed in a.seeds:
                 r = one(data, source, seed, a.steps, a.set, work)
                 print(json.dumps(r), file=sys.stderr, flush=True)
