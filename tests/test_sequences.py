@@ -334,3 +334,41 @@ def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr, lines
     assert not out.exists() and path.read_bytes() == before
+
+
+# -- shipping ------------------------------------------------------------------------------------
+
+def test_export_and_serve_a_sequence_run(tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    import json
+    import threading
+    import urllib.request
+
+    from gankit.ship.export import export, read_metadata
+    from gankit.ship.serve import make_server
+
+    data = walk_npz(tmp_path / "w.npz", labelled=True)
+    out = tmp_path / "run"
+    prepare(cfg_for(data, "model.conditional=true"), out).fit(progress=False)
+    run, diff = export(out, tmp_path / "g.onnx")
+    assert diff is not None and diff < 1e-4
+    meta = read_metadata(tmp_path / "g.onnx")
+    assert SequenceCodec.from_json(json.loads(meta["gankit.codec"])) == run.codec
+    server = make_server(load_run(out), "127.0.0.1", 0, 16)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with urllib.request.urlopen(base + "/api/info", timeout=30) as r:
+            info = json.loads(r.read())
+        assert info["kind"] == "sequences" and info["labels"] == ["class 0", "class 1"]
+        with urllib.request.urlopen(base + "/api/samples?num=4&seed=2", timeout=30) as r:
+            assert json.loads(r.read())["plot"].startswith("data:image/png;base64,")
+        with urllib.request.urlopen(base + "/download?format=npz&num=3&seed=2", timeout=30) as r:
+            series = np.load(io.BytesIO(r.read()))["series"]
+        assert series.shape == (3, 12, 2)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -13,8 +13,8 @@ from ..base import View
 
 
 class SequenceView(View):
-    """Series leave as flat rows in [0, 1] (the codec in the metadata reshapes and unscales
-    them); the page shows them as line plots."""
+    """Series leave as flat generator rows (in its output range; the codec in the metadata maps
+    them to [0, 1] cells, reshapes and unscales them); the page shows them as line plots."""
 
     outputs = ("rows",)
     downloads = ("png", "npz")
@@ -23,17 +23,15 @@ class SequenceView(View):
     def page_num(self) -> int:
         return 5
 
-    def finish(self, x: torch.Tensor) -> torch.Tensor:
-        lo, hi = self.run.value_range
-        return ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
-
     def describe(self) -> dict[str, str]:
         return {"gankit.outputs": json.dumps({"rows": ["N", *self.run.generator.image_shape]}),
-                "gankit.value_range": json.dumps({"rows": [0.0, 1.0]}),
+                "gankit.value_range": json.dumps({"rows": list(self.run.value_range)}),
                 "gankit.codec": json.dumps(self.run.codec.to_json())}
 
     def _decoded(self, x: torch.Tensor) -> tuple[Any, Any]:
-        return self.run.codec.decode(self.finish(x))
+        from . import to_unit
+
+        return self.run.codec.decode(to_unit(x, self.run.value_range))
 
     def plot(self, x: torch.Tensor) -> bytes:
         """PNG of series ``x`` (raw generator output), channel by channel."""
