@@ -272,6 +272,9 @@ def test_resume_of_a_sequence_run_is_bitwise(tmp_path: Path) -> None:
     run = load_run(whole)
     assert run.kind.name == "sequences" and run.codec == fit_codec(read_series(
         cfg_for(data).data))
+    data.rename(tmp_path / "moved.npz")  # a finished run is known by its codec, not its data
+    assert load_run(whole).kind.name == "sequences"
+    assert cli_main(["sample", str(whole), "--num", "2", "--out", str(tmp_path / "s.npz")]) == 0
 
 
 def test_builtin_sines_train_through_the_cli(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ data source) or ``get`` (a dataset's ``kind``) and never branches on the kind it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import is_sequence_source, is_table_source
 from ..data.mixtures import MIXTURES
@@ -36,6 +36,18 @@ def get(name: str) -> Kind:
     raise KeyError(f"unknown data kind '{name}'")
 
 
+SEQUENCE_CODEC = "gankit-sequence-codec-1"  # the ``format`` of a sequence run's codec.json
+
+
+def of_codec(stored: dict[str, Any] | None) -> Kind | None:
+    """The kind whose codec ``stored`` is (a run's codec.json as JSON values): sequences or
+    tables; None without a codec. A finished run is known by its codec, not by its data
+    source, which may since have moved."""
+    if stored is None:
+        return None
+    return get("sequences" if stored.get("format") == SEQUENCE_CODEC else "tables")
+
+
 def of_source(data: DataConfig) -> Kind:
     """The kind of the data ``data`` names: sequences for the built-in series, .npz files
     holding ``series`` and table files read by ``data.id`` or ``data.window``; tables for
@@ -54,4 +66,4 @@ def of_source(data: DataConfig) -> Kind:
     return get("images")
 
 
-__all__ = ["Kind", "get", "of_source"]
+__all__ = ["Kind", "get", "of_codec", "of_source"]

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from ...errors import DataError
+from .. import SEQUENCE_CODEC
 
-FORMAT = "gankit-sequence-codec-1"
+FORMAT = SEQUENCE_CODEC
 
 
 @dataclass(frozen=True)
