@@ -110,9 +110,10 @@ def sequence_panels(run: Run) -> str:
     show_r = (real[0][few], None if real[1] is None else real[1][few])
     show_f = (fake[0][few], None if fake[1] is None else fake[1][few])
     codec = run.codec
+    c = len(codec.channels)
+    shown = f" (the first {MAX_CHANNELS} channels of {c})" if c > MAX_CHANNELS else ""
     return ("<h2>Series</h2><p>Five real and five synthetic series from step "
-            f"{run.step}, each channel min-max scaled to [0, 1] (the first {MAX_CHANNELS} "
-            f"channels of {len(codec.channels)}).</p>"
+            f"{run.step}, each channel min-max scaled to [0, 1]{shown}.</p>"
             f"<img alt='series' src='{data_uri(series_png(show_r, show_f, codec))}' "
             "style='max-width:100%'>"
             f"<h2>Autocorrelation</h2><p>Per channel, over {n} series each.</p>"
