@@ -46,23 +46,25 @@ def full_scores(real: Pair, fake: Pair, run: Run, data: Dataset, seed: int,
 def classifier_scores(run: Run, data: Dataset, seed: int) -> dict[str, float]:
     """Accuracy on the held-out real series of a GRU classifier trained on synthetic series
     (as many per class as the training data has) and of one trained on the real ones."""
-    from . import generated, real_series
+    from . import real_series
 
     held = data.frames
     xr, lr = real_series(data)
     yr = data.labels.numpy()
     share = np.bincount(yr, minlength=run.num_classes)
     ys = np.repeat(np.arange(run.num_classes), share)
-    xs, ls, _ = _by_labels(run, ys, seed, generated)
+    xs, ls, _ = _by_labels(run, ys, seed)
     synthetic = ms.classifier_accuracy(xs, ys, held.values, held.labels, seed, ls, held.lengths)
     real = ms.classifier_accuracy(xr, yr, held.values, held.labels, seed, lr, held.lengths)
     return {"tstr_accuracy": round(synthetic, 6), "trtr_accuracy": round(real, 6),
             "tstr_ratio": round(synthetic / real, 6) if real > 0 else 0.0}
 
 
-def _by_labels(run: Run, labels: np.ndarray, seed: int, generated: Any
+def _by_labels(run: Run, labels: np.ndarray, seed: int
                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Series of ``run`` for the given class of each (drawn class by class)."""
+    from . import generated
+
     parts = []
     for k in np.unique(labels):
         count = int((labels == k).sum())
