@@ -233,7 +233,7 @@ def cost(a: argparse.Namespace) -> None:
         preset, data, overrides, _ = HEALTHY[name]
         cfg = resolve(preset, None, [*overrides, "train.threads=1"],
                       {"data": {"source": data}, "train": {"steps": 10**6}})
-        trainer = Trainer(cfg, kinds.of_source(data).load(cfg.data))
+        trainer = Trainer(cfg, kinds.of_source(cfg.data).load(cfg.data))
         for _ in range(50):
             trainer.train_step()
         trainer.watch(trainer)  # the real batch's reference, built once

@@ -60,8 +60,8 @@ def cfg_for(path: Path, *extra: str) -> gankit.Config:
 def test_a_csv_picks_the_tabular_preset_and_holds_out_a_fifth(table: Path) -> None:
     cfg = cfg_for(table)
     assert cfg.preset == "tabular" and cfg.model.family == "tabular"
-    assert isinstance(kinds.of_source(str(table)), TableKind)
-    data = kinds.of_source(str(table)).load(cfg.data)
+    assert isinstance(kinds.of_source(cfg.data), TableKind)
+    data = kinds.of_source(cfg.data).load(cfg.data)
     train, holdout = data.frames
     assert len(holdout) == 60 and len(train) == 240 and len(data) == 240
     assert "id" in data.codec.dropped and any("id" in n for n in data.notes)

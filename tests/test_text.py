@@ -14,7 +14,7 @@ import torch
 import gankit
 from gankit import kinds
 from gankit.cli import main
-from gankit.config import resolve
+from gankit.config import DataConfig, resolve
 from gankit.errors import ConfigError, DataError
 from gankit.kinds.text import TextCodec, TextKind, sample_strings, walk
 from gankit.run import load_run, prepare
@@ -45,7 +45,7 @@ def cfg_for(path: Path, *extra: str) -> gankit.Config:
 def test_text_sources_pick_the_text_preset_and_kind(names: Path) -> None:
     cfg = cfg_for(names)
     assert cfg.preset == "text" and cfg.model.family == "text"
-    assert kinds.of_source("mols.smi").name == "text"
+    assert kinds.of_source(DataConfig(source="mols.smi")).name == "text"
     assert resolve(None, overrides=["data.source=mols.smi"]).preset == "text"
     data = TextKind().load(cfg.data)
     train, holdout = data.frames

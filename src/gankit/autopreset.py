@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .config import is_sequence_source
 from .data.arrays import peek as peek_array
 from .data.folder import peek
 from .untrusted import refuse_pickle
@@ -22,10 +23,11 @@ def pick(side: int, labelled: bool) -> tuple[str, int]:
 
 
 def choose(source: str) -> tuple[str, int, str] | None:
-    """(preset, data.size, description of the data) for a folder or array file; None for the
-    built-in sources (they keep the default preset). Errors in the data raise DataError."""
-    if source in BUILTIN:
-        return None
+    """(preset, data.size, description of the data) for a folder or array file of images;
+    None for the built-in sources and series (they keep their default preset). Errors in the
+    data raise DataError."""
+    if source in BUILTIN or is_sequence_source(source):
+        return None  # series pick `timeseries` from their source (config.DEFAULT_PRESETS)
     path = Path(source)
     refuse_pickle(path, "data source")
     if source.lower().endswith((".npy", ".npz")) and path.is_file():

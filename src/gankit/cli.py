@@ -270,7 +270,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if suffix not in (*kinds.get("images").sample_suffixes, *TABLE_SUFFIXES,
                       ".txt"):  # before the run
         raise GankitError(f"--out must end in .npz or .png (images, points), .csv, .tsv or "
-                          f".parquet (tables) or .txt (text), got '{out.name}'")
+                          f".parquet (tables, series) or .txt (text), got '{out.name}'")
     if not out.parent.is_dir():
         raise GankitError(f"folder {out.parent} does not exist")
     if args.num is None and args.between is None:

@@ -41,7 +41,8 @@ FAMILY_SIZES: dict[str, tuple[int, ...]] = {"dcgan": (28, 32, 64), "resnet": (32
 PROBABILITY_LOSSES = ("non_saturating", "minimax")
 # The preset used for a data source when none is named (else "classic").
 DEFAULT_PRESETS = {"digits": "digits", "ring8": "mixture", "grid25": "mixture-grid",
-                   "stacked-digits": "stacked"}
+                   "stacked-digits": "stacked", "sines": "timeseries", "stocks": "timeseries",
+                   "energy": "timeseries"}
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")  # files read as tables
 TABLE_BUILTINS = ("adult",)
 COLUMN_CHOICES = ("continuous", "integer", "categorical", "boolean", "datetime", "drop")
@@ -55,8 +56,35 @@ def is_text_source(source: str) -> bool:
     return source.lower().endswith(TEXT_SUFFIXES)
 
 
-def is_table_source(source: str) -> bool:
-    """Whether ``data.source`` names a table (a .csv/.tsv/.parquet file or a built-in table)."""
+SEQUENCE_BUILTINS = ("sines", "stocks", "energy")
+SERIES_KEY = "series"  # the member of an .npz file that holds (N, T, C) series
+
+
+def is_sequence_source(source: str, id_col: str = "", window: int = 0) -> bool:
+    """Whether ``data.source`` (with ``data.id`` as ``id_col``, and ``data.window``) names
+    time series: a built-in (sines, stocks, energy), a table file read in long format
+    (``id_col``) or cut into windows (``window``), or an .npz file holding a ``series``
+    array."""
+    if source in SEQUENCE_BUILTINS:
+        return True
+    if source.lower().endswith(TABLE_SUFFIXES):
+        return bool(id_col) or window > 0
+    if source.lower().endswith(".npz"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(source) as z:
+                return f"{SERIES_KEY}.npy" in z.namelist()
+        except (OSError, zipfile.BadZipFile):
+            return False  # the array reader says what is wrong with it
+    return False
+
+
+def is_table_source(source: str, id_col: str = "", window: int = 0) -> bool:
+    """Whether ``data.source`` names a table (a .csv/.tsv/.parquet file or a built-in table)
+    rather than time series."""
+    if is_sequence_source(source, id_col, window):
+        return False
     return source in TABLE_BUILTINS or source.lower().endswith(TABLE_SUFFIXES)
 
 
@@ -77,6 +105,12 @@ class DataConfig:
     holdout: float = 0.2  # share of rows held out (seeded) for evaluation, never trained on
     split_seed: int = 0  # seed of the held-out split
     max_categories: int = 200  # a column with more categories is refused (or drop it)
+    # Time series (sines, stocks, energy; .npz with a `series` array; CSV/TSV/Parquet read in
+    # long format with `id`, or one long series cut into windows with `window`):
+    id: str = ""  # long format: the column naming each row's series
+    time: str = ""  # the column rows are ordered by (within a series); "" = file order
+    window: int = 0  # one long series cut into windows of this many steps; 0 = stocks/energy 24
+    stride: int = 1  # steps between the starts of successive windows
     # Text (.txt, .smi: one string per line):
     max_length: int = 32  # characters per string at most
     truncate: bool = True  # longer lines are cut to max_length (with a note); false: refused
@@ -243,6 +277,8 @@ SECTIONS: dict[str, type] = {
 MAIN_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "is", "classes",
                 "class_kl", "high_quality", "modes", "mode_kl", "column_shapes", "pair_trends",
                 "missing_similarity", "detection_auc", "efficacy_f1_ratio", "efficacy_r2_ratio",
+                "discriminative", "predictive", "marginal_ks", "autocorrelation_gap",
+                "correlation_gap", "length_distance",
                 "bleu4", "self_bleu4", "novelty", "uniqueness", "validity")
 
 
@@ -335,11 +371,18 @@ def _default_preset(user: dict[str, Any], overrides: list[str] | tuple[str, ...]
     raw = merge(raw, values or {})
     data = raw.get("data")
     source = data.get("source", DataConfig.source) if isinstance(data, dict) else DataConfig.source
-    if isinstance(source, str) and is_table_source(source):
+    if not isinstance(source, str):
+        return "classic"
+    id_col = data.get("id", "") if isinstance(data, dict) else ""
+    window = data.get("window", 0) if isinstance(data, dict) else 0
+    if is_sequence_source(source, id_col if isinstance(id_col, str) else "",
+                          window if isinstance(window, int) else 0):
+        return "timeseries"
+    if is_table_source(source):
         return "tabular"
-    if isinstance(source, str) and is_text_source(source):
+    if is_text_source(source):
         return "text"
-    return DEFAULT_PRESETS.get(source, "classic") if isinstance(source, str) else "classic"
+    return DEFAULT_PRESETS.get(source, "classic")
 
 
 def from_dict(raw: dict[str, Any]) -> Config:
@@ -440,6 +483,8 @@ def validate(cfg: Config) -> None:
              f"data.max_categories must be in 2..100000, got {d.max_categories}")
     for name, kind in d.columns:
         _one_of(f"data.columns.{name}", kind, COLUMN_CHOICES)
+    _require(0 <= d.window <= 100_000, f"data.window must be 0..100000, got {d.window}")
+    _require(1 <= d.stride <= 100_000, f"data.stride must be 1..100000, got {d.stride}")
     _require(1 <= d.max_length <= 1000, f"data.max_length must be 1..1000, got {d.max_length}")
     _one_of("data.validity", d.validity, VALIDITY)
     _one_of("data.text_codec", d.text_codec, TEXT_CODECS)

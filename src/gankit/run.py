@@ -136,7 +136,7 @@ def prepare(cfg: Config, out: Path | None = None, resume: bool = False,
     if resume:
         stored = distributed.broadcast_object(stored, world)
     if dataset is None:
-        dataset = kinds.of_source(cfg.data.source).load(cfg.data, stored)
+        dataset = kinds.of_source(cfg.data).load(cfg.data, stored)
     trainer = Trainer(cfg, dataset, run_dir=out if world.main else None)
     state = checkpoint.latest(out / "checkpoints") if resume and world.main else None
     if resume:
@@ -190,8 +190,9 @@ class Run:
     @property
     def kind(self) -> kinds.Kind:
         """The kind of data the run makes."""
-        if self.codec is not None:
-            return kinds.of_source(self.config.data.source)
+        kind = kinds.of_codec(self.codec.to_json()) if self.codec is not None else None
+        if kind is not None:
+            return kind
         return kinds.get("images" if self.is_image else "points")
 
     @property
@@ -311,7 +312,7 @@ def load_run(path: str | Path, ema: bool = True) -> Run:
                                   and bool((share >= 0).all()) and float(share.sum()) > 0):
         raise RunError(f"checkpoint in {p} records invalid label shares for its "
                        f"{num_classes} labels")
-    kind = kinds.of_source(cfg.data.source)
+    kind = kinds.of_codec(read_codec(p)) or kinds.of_source(cfg.data)
     codec, cond = kind.sampling(p, cfg)  # a table's codec and condition vectors
     heads, cond_dim = kind.layout(codec, cfg.model) if codec is not None else (None, 0)
     try:

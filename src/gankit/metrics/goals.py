@@ -15,6 +15,10 @@ GOALS = {
     "column_shapes": "max", "pair_trends": "max", "missing_similarity": "max",
     "detection_auc": "min", "efficacy_f1_ratio": "max", "efficacy_r2_ratio": "max",
     "dcr_share": "min",
+    # time series (gankit.metrics.sequences)
+    "discriminative": "min", "predictive": "min", "marginal_ks": "min",
+    "autocorrelation_gap": "min", "correlation_gap": "min", "length_distance": "min",
+    "tstr_accuracy": "max", "tstr_ratio": "max",
     # text (gankit.metrics.text)
     "bleu4": "max", "self_bleu4": "min", "novelty": "max", "uniqueness": "max",
     "validity": "max", "nll": "min",

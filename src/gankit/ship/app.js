@@ -106,7 +106,7 @@
         img.addEventListener("click", () => pick(i));
         grid.appendChild(img);
       });
-    } else if (kind === "points") {
+    } else if (body.plot) {  // points and series: one plot of them all
       grid.appendChild(image(body.plot, "plot"));
     } else {
       state.columns = body.columns;
@@ -179,6 +179,11 @@
       $("pick-hint").textContent = "A and B are the first two points (green); the walk's " +
         "point is red.";
       $("grid-title").textContent = "Points";
+      document.querySelector(".ends").hidden = true;
+    } else if (info.kind === "sequences") {
+      $("pick-hint").textContent = "A and B are the first two series; the walk draws the " +
+        "series between them.";
+      $("grid-title").textContent = "Series";
       document.querySelector(".ends").hidden = true;
     } else if (info.kind === "tables") {
       $("pick-hint").textContent = "Click a row to make it A, another to make it B.";

@@ -16,14 +16,15 @@ from ...fileio import atomic_write
 MIN_ROWS = 10  # fewer rows cannot be split and learned
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, min_rows: int = MIN_ROWS) -> pd.DataFrame:
     """A .csv, .tsv or .parquet file as a DataFrame; DataError for anything that is not a
-    usable table (missing, empty, header only, ragged, not UTF-8, bad column names)."""
+    usable table (missing, empty, header only, fewer than ``min_rows`` rows, ragged, not UTF-8,
+    bad column names)."""
     if not path.is_file():
         raise DataError(f"data source '{path}' not found" if not path.exists()
                         else f"data source {path} is not a file")
     if path.suffix.lower() == ".parquet":
-        return _checked(path, _read_parquet(path))
+        return _checked(path, _read_parquet(path), min_rows)
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
@@ -31,7 +32,7 @@ def read_table(path: Path) -> pd.DataFrame:
         except (OSError, EOFError) as e:
             raise DataError(f"{path} is a damaged gzip file: {e}") from None
     return _checked(path, parse_text(raw, "\t" if path.suffix.lower() == ".tsv" else ",",
-                                     str(path)))
+                                     str(path)), min_rows)
 
 
 def parse_text(raw: bytes, sep: str, name: str) -> pd.DataFrame:
@@ -79,7 +80,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
-def _checked(path: Path, df: pd.DataFrame) -> pd.DataFrame:
+def _checked(path: Path, df: pd.DataFrame, min_rows: int) -> pd.DataFrame:
     names = [str(c) for c in df.columns]
     if any(not n.strip() for n in names):
         raise DataError(f"{path}: a column has an empty name")
@@ -87,9 +88,9 @@ def _checked(path: Path, df: pd.DataFrame) -> pd.DataFrame:
         raise DataError(f"{path}: a column name appears twice")
     if len(df) == 0:
         raise DataError(f"{path} has a header but no rows")
-    if len(df) < MIN_ROWS:
+    if len(df) < min_rows:
         raise DataError(f"{path} has {len(df)} row{'s' * (len(df) != 1)}; a table needs at "
-                        f"least {MIN_ROWS}")
+                        f"least {min_rows}")
     df.columns = names
     return df
 
