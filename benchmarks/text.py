@@ -50,12 +50,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from gankit.config import resolve  # noqa: E402
 from gankit.kinds.text import TextKind, sample_strings  # noqa: E402
-from gankit.kinds.text.lm import fit_lm, mean_nll, sample_lm  # noqa: E402
+from gankit.kinds.text.lm import fit_lm, mean_nll, reverse_nll, sample_lm  # noqa: E402
 from gankit.metrics.text import text_scores  # noqa: E402
 from gankit.run import load_run, prepare  # noqa: E402
 
 TEMPERATURES = (0.5, 0.7, 0.85, 1.0, 1.2, 1.5)
-REVERSE_STEPS = 300
 VOWELS = set("aeiouy")
 CONSONANT_RUN = re.compile(r"[^aeiouy]{4,}")
 TRIPLE = re.compile(r"(.)\1\1")
@@ -94,10 +93,8 @@ def score(samples: list[str], train: list[str], train_set: set[str], holdout: li
     out = {k: v for k, v in text_scores(samples, train_set, holdout, checker, seed).items()}
     out["nll"] = mean_nll(oracle, codec.ids(samples))
     out["examples"] = " ".join(samples[:8])
-    kept = [s for s in samples if s] or ["?"]
-    rev = fit_lm(codec.ids([s for s in kept if s != "?"] or train[:1]), codec.vocab_size,
-                 REVERSE_STEPS, seed=seed)
-    out["rev_nll"] = mean_nll(rev, codec.ids(holdout))
+    out["rev_nll"] = reverse_nll(codec.ids(samples), codec.ids(holdout), codec.vocab_size,
+                                 seed=seed)
     if dataset == "names":
         out["plausible"] = float(np.mean([plausible(s, train_set) for s in samples]))
     return out

@@ -99,7 +99,7 @@ def test_train_sample_eval_report(names: Path, tmp_path: Path) -> None:
     greedy = sample_strings(run, 50, seed=3, temperature=0.0)
     assert len(set(greedy)) <= len(set(sample_strings(run, 50, seed=3, temperature=2.0)))
     scores = run.kind.evaluate(run, 100, 0, "")
-    for key in ("nll", "nll_holdout", "bleu4", "self_bleu4", "novelty", "uniqueness"):
+    for key in ("nll", "nll_holdout", "rev_nll", "bleu4", "self_bleu4", "novelty", "uniqueness"):
         assert np.isfinite(scores[key]), key
     assert scores["num"] == 100 and "validity" not in scores
     html = run.kind.report(run)

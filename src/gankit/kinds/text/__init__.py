@@ -216,7 +216,7 @@ class TextKind(Kind):
 
     def evaluator(self, run: Run, extractor: str, data: str | None = None,
                   data_dir: str | None = None) -> Callable[[int, int], dict[str, Any]]:
-        from .lm import fit_lm, mean_nll
+        from .lm import fit_lm, mean_nll, reverse_nll
 
         if data is not None:
             raise GankitError("--data is for image runs: a text run is scored against its "
@@ -227,15 +227,19 @@ class TextKind(Kind):
         scorer = TextScorer(codec, (train, holdout), checker_of(cfg), 0)
         # the scoring language model, trained once
         lm = fit_lm(codec.ids(train), codec.vocab_size, lm_steps(len(train)), seed=0)
-        real_nll = mean_nll(lm, codec.ids(holdout))
+        holdout_ids = codec.ids(holdout)
+        real_nll = mean_nll(lm, holdout_ids)
 
         def judge(num: int, seed: int) -> dict[str, Any]:
             samples = sample_strings(run, num, seed)
             scores = scorer.strings(samples, seed)
+            ids = codec.ids(samples)
             return {"source": str(run.path), "step": run.step, "data": cfg.source,
                     "num": len(samples), "holdout_strings": len(holdout),
-                    "nll": round(mean_nll(lm, codec.ids(samples)), 6),
+                    "nll": round(mean_nll(lm, ids), 6),
                     "nll_holdout": round(real_nll, 6),
+                    "rev_nll": round(reverse_nll(ids, holdout_ids, codec.vocab_size,
+                                                 seed=seed), 6),
                     **{k: round(float(v), 6) if isinstance(v, float) else v
                        for k, v in scores.items()}}
 

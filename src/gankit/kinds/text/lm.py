@@ -102,3 +102,13 @@ def sample_lm(model: CharLM, num: int, length: int, temperature: float = 1.0,
         alive &= nxt[:, 0] != END
         tok = nxt
     return out
+
+
+REVERSE_STEPS = 300  # steps of the language model trained on samples (``reverse_nll``)
+
+
+def reverse_nll(samples: torch.Tensor, real: torch.Tensor, vocab: int,
+                steps: int = REVERSE_STEPS, seed: int = 0) -> float:
+    """Per-token NLL of real strings ``real`` (ids) under a CharLM trained ``steps`` steps on
+    generated strings ``samples`` (ids): high when the samples miss much of the real data."""
+    return mean_nll(fit_lm(samples, vocab, steps, seed=seed), real)
