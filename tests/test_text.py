@@ -104,6 +104,10 @@ def test_train_sample_eval_report(names: Path, tmp_path: Path) -> None:
     assert scores["num"] == 100 and "validity" not in scores
     html = run.kind.report(run)
     assert "Generated strings" in html and "data:image/png" in html
+    from gankit.report import write_report
+
+    page = write_report(out).read_text(encoding="utf-8")
+    assert "Generated strings" in page
 
 
 def test_resume_is_bitwise(names: Path, tmp_path: Path) -> None:
