@@ -112,9 +112,11 @@ def make_parser() -> Parser:
 
     s = sub.add_parser("sample", help="generate images (or 2-D points) from a trained run")
     s.add_argument("run", metavar="RUN", help="run directory")
-    s.add_argument("--num", type=positive_int, required=True, metavar="N")
+    s.add_argument("--num", type=positive_int, default=None, metavar="N",
+                   help="how many samples (required unless --between)")
     s.add_argument("--out", required=True, metavar="FILE",
-                   help="images and points: .npz or .png; tables: .csv, .tsv or .parquet")
+                   help="images and points: .npz or .png; tables: .csv, .tsv or .parquet; "
+                        "text: .txt")
     s.add_argument("--seed", type=natural_int, default=0, metavar="N")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its average")
     s.add_argument("--class", dest="label", type=natural_int, metavar="K",
@@ -124,6 +126,13 @@ def make_parser() -> Parser:
     s.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
                    help="tables: only rows where the clause holds (=, !=, <, <=, >, >=; "
                         "repeatable, all must hold)")
+    s.add_argument("--temperature", type=float, default=None, metavar="T",
+                   help="text: sampling temperature (1: the model's own, lower: safer, 0: "
+                        "the most likely token each time)")
+    s.add_argument("--between", nargs=2, default=None, metavar=("A", "B"),
+                   help="latent text runs: the walk from string A to string B")
+    s.add_argument("--steps", type=int_at_least(2), default=None, metavar="N",
+                   help="--between: strings on the walk, ends included (default 8)")
 
     e = sub.add_parser("eval", help="quality metrics of a run or of a file of samples; with "
                                     "two, whether they differ by more than the noise")
@@ -258,17 +267,22 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     suffix = out.suffix.lower()
-    if suffix not in (*kinds.get("images").sample_suffixes, *TABLE_SUFFIXES):  # before the run
-        raise GankitError(f"--out must end in .npz or .png (images, points) or .csv, .tsv or "
-                          f".parquet (tables, series), got '{out.name}'")
+    if suffix not in (*kinds.get("images").sample_suffixes, *TABLE_SUFFIXES,
+                      ".txt"):  # before the run
+        raise GankitError(f"--out must end in .npz or .png (images, points), .csv, .tsv or "
+                          f".parquet (tables, series) or .txt (text), got '{out.name}'")
     if not out.parent.is_dir():
         raise GankitError(f"folder {out.parent} does not exist")
+    if args.num is None and args.between is None:
+        raise GankitError("--num N is required (how many samples to write)")
     run = load_run(args.run, ema=not args.no_ema)
     kind = run.kind
     if suffix not in kind.sample_suffixes:
         raise GankitError(f"--out must end in {' or '.join(kind.sample_suffixes)} for a run "
                           f"that makes {kind.name}, got '{out.name}'")
-    count = kind.write(run, out, args.num, args.seed, args.label, args.where)
+    options = {"temperature": args.temperature, "between": args.between,
+               "steps": args.steps}  # a kind's own sampling options
+    count = kind.write_with(run, out, args.num, args.seed, args.label, args.where, options)
     print(f"gankit: wrote {count} samples from step {run.step} to {out}", file=sys.stderr)
     return 0
 

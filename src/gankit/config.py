@@ -32,7 +32,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 # train.device: auto (CUDA if there is one), cpu, cuda, or cuda:N.
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
 LOSSES = ("non_saturating", "minimax", "least_squares", "wasserstein", "hinge", "relativistic")
-FAMILIES = ("mlp", "dcgan", "resnet", "tabular")
+FAMILIES = ("mlp", "dcgan", "resnet", "tabular", "text")
 D_OUTPUTS = ("linear", "sigmoid")
 AUGMENTS = ("translation", "cutout", "color")
 # Square image sides each convolutional family can produce (the MLP takes any shape).
@@ -46,6 +46,14 @@ DEFAULT_PRESETS = {"digits": "digits", "ring8": "mixture", "grid25": "mixture-gr
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")  # files read as tables
 TABLE_BUILTINS = ("adult",)
 COLUMN_CHOICES = ("continuous", "integer", "categorical", "boolean", "datetime", "drop")
+TEXT_SUFFIXES = (".txt", ".smi", ".smiles")  # files read as text: one string per line
+VALIDITY = ("", "none", "smiles")  # data.validity: "" = smiles for .smi files, else none
+TEXT_CODECS = ("tokens", "autoencoder")  # data.text_codec
+
+
+def is_text_source(source: str) -> bool:
+    """Whether ``data.source`` names text (a .txt or .smi file, one string per line)."""
+    return source.lower().endswith(TEXT_SUFFIXES)
 
 
 SEQUENCE_BUILTINS = ("sines", "stocks", "energy")
@@ -103,6 +111,13 @@ class DataConfig:
     time: str = ""  # the column rows are ordered by (within a series); "" = file order
     window: int = 0  # one long series cut into windows of this many steps; 0 = stocks/energy 24
     stride: int = 1  # steps between the starts of successive windows
+    # Text (.txt, .smi: one string per line):
+    max_length: int = 32  # characters per string at most
+    truncate: bool = True  # longer lines are cut to max_length (with a note); false: refused
+    validity: str = ""  # the checker of samples: smiles, none; "" = smiles for .smi, else none
+    text_codec: str = "tokens"  # tokens (one-hot, the text preset) or autoencoder (text-latent)
+    autoencoder_steps: int = 2000  # training steps of text-latent's autoencoder
+    code_dim: int = 32  # the width of text-latent's codes
 
     @property
     def column_kinds(self) -> dict[str, str]:
@@ -263,7 +278,8 @@ MAIN_METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "is",
                 "class_kl", "high_quality", "modes", "mode_kl", "column_shapes", "pair_trends",
                 "missing_similarity", "detection_auc", "efficacy_f1_ratio", "efficacy_r2_ratio",
                 "discriminative", "predictive", "marginal_ks", "autocorrelation_gap",
-                "correlation_gap", "length_distance")
+                "correlation_gap", "length_distance",
+                "bleu4", "self_bleu4", "novelty", "uniqueness", "validity")
 
 
 def presets() -> list[str]:
@@ -364,6 +380,8 @@ def _default_preset(user: dict[str, Any], overrides: list[str] | tuple[str, ...]
         return "timeseries"
     if is_table_source(source):
         return "tabular"
+    if is_text_source(source):
+        return "text"
     return DEFAULT_PRESETS.get(source, "classic")
 
 
@@ -467,6 +485,12 @@ def validate(cfg: Config) -> None:
         _one_of(f"data.columns.{name}", kind, COLUMN_CHOICES)
     _require(0 <= d.window <= 100_000, f"data.window must be 0..100000, got {d.window}")
     _require(1 <= d.stride <= 100_000, f"data.stride must be 1..100000, got {d.stride}")
+    _require(1 <= d.max_length <= 1000, f"data.max_length must be 1..1000, got {d.max_length}")
+    _one_of("data.validity", d.validity, VALIDITY)
+    _one_of("data.text_codec", d.text_codec, TEXT_CODECS)
+    _require(1 <= d.autoencoder_steps <= 10**7,
+             f"data.autoencoder_steps must be 1..1e7, got {d.autoencoder_steps}")
+    _require(2 <= d.code_dim <= 1024, f"data.code_dim must be 2..1024, got {d.code_dim}")
     _one_of("model.family", m.family, FAMILIES)
     _require(1 <= m.latent_dim <= 4096, f"model.latent_dim must be 1..4096, got {m.latent_dim}")
     for key, widths in (("model.g_hidden", m.g_hidden), ("model.d_hidden", m.d_hidden)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..config import is_sequence_source, is_table_source
+from ..config import is_sequence_source, is_table_source, is_text_source
 from ..data.mixtures import MIXTURES
 from .base import Kind
 
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 
 def get(name: str) -> Kind:
-    """The kind called ``name`` (images, points, tables or sequences); each is imported on
-    first use (tables bring in pandas, which image runs never need)."""
+    """The kind called ``name`` (images, points, tables, sequences or text); each is imported
+    on first use (tables bring in pandas, which image runs never need)."""
     if name in ("images", "points"):
         from .images import ImageKind, PointKind
 
@@ -33,6 +33,10 @@ def get(name: str) -> Kind:
         from .sequences import SequenceKind
 
         return SequenceKind()
+    if name == "text":
+        from .text import TextKind
+
+        return TextKind()
     raise KeyError(f"unknown data kind '{name}'")
 
 
@@ -40,19 +44,21 @@ SEQUENCE_CODEC = "gankit-sequence-codec-1"  # the ``format`` of a sequence run's
 
 
 def of_codec(stored: dict[str, Any] | None) -> Kind | None:
-    """The kind whose codec ``stored`` is (a run's codec.json as JSON values): sequences or
-    tables; None without a codec. A finished run is known by its codec, not by its data
-    source, which may since have moved."""
+    """The kind whose codec ``stored`` is (a run's codec.json as JSON values): sequences,
+    text or tables; None without a codec. A finished run is known by its codec, not by its
+    data source, which may since have moved."""
     if stored is None:
         return None
+    if stored.get("kind") == "text":
+        return get("text")
     return get("sequences" if stored.get("format") == SEQUENCE_CODEC else "tables")
 
 
 def of_source(data: DataConfig) -> Kind:
     """The kind of the data ``data`` names: sequences for the built-in series, .npz files
     holding ``series`` and table files read by ``data.id`` or ``data.window``; tables for
-    other .csv/.tsv/.parquet files and the built-in tables; points for the 2-D mixtures; else
-    images (built-ins, folders, arrays).
+    other .csv/.tsv/.parquet files and the built-in tables; text for .txt/.smi; points for the
+    2-D mixtures; else images (built-ins, folders, arrays).
 
     Points in an array file are recognised only once loaded (``get(dataset.kind)``).
     """
@@ -61,6 +67,8 @@ def of_source(data: DataConfig) -> Kind:
         return get("sequences")
     if is_table_source(source):
         return get("tables")
+    if is_text_source(source):
+        return get("text")
     if source in MIXTURES:
         return get("points")
     return get("images")

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..errors import GankitError
+
 if TYPE_CHECKING:
     from ..conditioning import Conditioning
     from ..config import Config, DataConfig, ModelConfig
@@ -73,6 +75,15 @@ class Kind:
               where: list[str]) -> int:
         """``gankit sample``: write ``num`` samples of ``run`` to ``out``; the count written."""
         raise NotImplementedError
+
+    def write_with(self, run: Run, out: Path, num: int, seed: int, label: int | None,
+                   where: list[str], options: dict[str, Any]) -> int:
+        """``write`` with the sampling ``options`` a kind may offer (text: ``temperature``,
+        ``between``); GankitError for a kind that offers none of those given."""
+        given = ", ".join(f"--{k}" for k, v in options.items() if v is not None)
+        if given:
+            raise GankitError(f"{given}: not an option of runs that make {self.name}")
+        return self.write(run, out, num, seed, label, where)
 
     def scorer(self, data: Dataset, cfg: Config) -> Scorer:
         """What judges generated samples of ``data`` during training (``eval.every``)."""

@@ -19,6 +19,9 @@ GOALS = {
     "discriminative": "min", "predictive": "min", "marginal_ks": "min",
     "autocorrelation_gap": "min", "correlation_gap": "min", "length_distance": "min",
     "tstr_accuracy": "max", "tstr_ratio": "max",
+    # text (gankit.metrics.text)
+    "bleu4": "max", "self_bleu4": "min", "novelty": "max", "uniqueness": "max",
+    "validity": "max", "nll": "min",
 }
 # Ties on the main metric are broken by this one (modes are often all captured).
 TIEBREAK = {"modes": "high_quality"}

@@ -15,6 +15,7 @@ from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 from .resnet import ResNetDiscriminator, ResNetGenerator
 from .tabular import TabularDiscriminator, TabularGenerator
+from .text import TextDiscriminator, TextGenerator
 
 # The range data in [0, 1] is mapped to for each output; "linear" leaves data as it is
 # (points keep their coordinates, images stay in [0, 1]).
@@ -37,6 +38,13 @@ class SigmoidOutput(nn.Module):
 def check(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int,
           heads: tuple[tuple[int, str], ...] | None = None) -> None:
     """Refuse data the configured models cannot be built for (ConfigError, one line)."""
+    text = heads is not None and all(a == "token" for _, a in heads)  # text: per position
+    if (cfg.family == "text") != text:
+        raise ConfigError("model.family=text is for text (.txt, .smi), and text needs it: "
+                          + (f"use model.family=text, not {cfg.family}" if text
+                             else "this data is not text"))
+    if text:
+        return
     if (cfg.family == "tabular") != (heads is not None):
         raise ConfigError("model.family=tabular is for tables, and tables need it: "
                           + ("this data is not a table" if heads is None
@@ -74,6 +82,11 @@ def build(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int = 0,
     their condition vectors ``cond_dim``.
     """
     check(cfg, image_shape, num_classes, heads)
+    if cfg.family == "text" and heads is not None:
+        g_text = TextGenerator(cfg.latent_dim, cfg.g_hidden[0], len(heads), heads[0][0])
+        d_text: nn.Module = TextDiscriminator(len(heads), heads[0][0], cfg.d_hidden,
+                                              cfg.leaky_slope, cfg.d_spectral_norm, pack)
+        return g_text, SigmoidOutput(d_text) if cfg.d_output == "sigmoid" else d_text
     if heads is not None:
         width = sum(w for w, _ in heads)
         g_tab = TabularGenerator(cfg.latent_dim, cfg.g_hidden, heads, cond_dim)
