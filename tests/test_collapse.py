@@ -210,7 +210,8 @@ def test_remedies_switch_on_penalties_and_the_generic_step(tmp_path: Path) -> No
 
 
 def test_a_remedy_the_fused_step_lacks_hands_over_to_the_generic_step() -> None:
-    trainer = gankit.Trainer(resolve("classic", values={"train": {"steps": 4, "batch_size": 8}}),
+    trainer = gankit.Trainer(resolve("classic", values={"train": {"steps": 4, "batch_size": 8,
+                                                                  "precision": "fp32"}}),
                              gankit.load_data(resolve("classic").data))
     assert trainer.step_kind == "fused"
     trainer.guard.remedies = [("noise", 0)]

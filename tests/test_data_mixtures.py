@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gankit import data as data_sources
-from gankit.config import DEFAULT_PRESETS, DataConfig, resolve
+from gankit.config import DEFAULT_PRESETS, SEQUENCE_BUILTINS, DataConfig, resolve
 from gankit.data.mixtures import MIXTURES, load_mixture, mixture
 from gankit.metrics.modes import mode_scores
 
@@ -38,7 +38,8 @@ def test_points_and_labels(name: str) -> None:
 
 
 def test_mixture_preset_is_picked_when_none_is_named(tmp_path) -> None:
-    assert set(DEFAULT_PRESETS) == set(MIXTURES) | {"stacked-digits", "digits"}
+    assert set(DEFAULT_PRESETS) == (set(MIXTURES) | {"stacked-digits", "digits"}
+                                    | set(SEQUENCE_BUILTINS))
     assert resolve(values={"data": {"source": "stacked-digits"}}).preset == "stacked"
     assert resolve(values={"data": {"source": "ring8"}}).preset == "mixture"
     assert resolve(overrides=["data.source=grid25"]).preset == "mixture-grid"
