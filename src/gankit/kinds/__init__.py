@@ -49,8 +49,8 @@ def of_codec(stored: dict[str, Any] | None) -> Kind | None:
     data source, which may since have moved."""
     if stored is None:
         return None
-    if stored.get("kind") == "text":
-        return get("text")
+    if stored.get("kind") in ("text", "sequences"):  # a codec that names its kind
+        return get(stored["kind"])
     return get("sequences" if stored.get("format") == SEQUENCE_CODEC else "tables")
 
 

@@ -80,7 +80,8 @@ class SequenceCodec:
 
     def to_json(self) -> dict[str, Any]:
         """The codec as plain JSON values."""
-        return {"format": FORMAT, "length": self.length, "channels": list(self.channels),
+        return {"format": FORMAT, "kind": "sequences", "length": self.length,
+                "channels": list(self.channels),
                 "low": list(self.low), "high": list(self.high), "variable": self.variable,
                 "classes": list(self.classes), "layout": dict(self.layout)}
 
