@@ -221,6 +221,17 @@ def test_predictive_score_floor_is_below_noise() -> None:
     assert ms.predictive_score(real[:, :, :1], real[:, :, :1], seed=0, iterations=50) < 1
 
 
+def test_classifier_accuracy_separates_classes_and_not_noise() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = rng.uniform(0, 0.5, (200, 8, 2)) + y[:, None, None] * 0.5
+    assert ms.classifier_accuracy(x[:150], y[:150], x[150:], y[150:], 0,
+                                  iterations=300) > 0.9
+    shuffled = rng.permutation(y[:150])  # labels unrelated to the series: chance
+    assert ms.classifier_accuracy(x[:150], shuffled, x[150:], y[150:], 0,
+                                  iterations=300) < 0.75
+
+
 # -- training, sampling, eval, resume ------------------------------------------------------------
 
 def test_train_sample_eval_report_in_process(tmp_path: Path, monkeypatch, capsys) -> None:
