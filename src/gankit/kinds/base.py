@@ -18,6 +18,21 @@ if TYPE_CHECKING:
     from ..run import Run
 
 
+def stored_codec(run: Path, from_json: Callable[[dict[str, Any]], Any]) -> Any:
+    """The codec stored in run directory ``run``, rebuilt by ``from_json``; RunError (one
+    line) when it is missing or does not fit."""
+    from ..errors import DataError, RunError
+    from ..run import CODEC, read_codec
+
+    stored = read_codec(run)
+    if stored is None:
+        raise RunError(f"run {run} has no {CODEC}: it cannot decode its samples")
+    try:
+        return from_json(stored)
+    except DataError as e:
+        raise RunError(f"run {run}: {e}") from None
+
+
 class Scorer:
     """Scores generated samples against a dataset's reference, computed once."""
 

@@ -21,8 +21,8 @@ import torch
 
 from ...conditioning import Conditioning, from_labels_or_clusters
 from ...config import SEQUENCE_BUILTINS, TABLE_SUFFIXES
-from ...errors import DataError, GankitError, RunError
-from ..base import Kind, Scorer, View
+from ...errors import DataError, GankitError
+from ..base import Kind, Scorer, View, stored_codec
 from .codec import SequenceCodec
 from .files import Series, long_frame, read_series, write_npz
 
@@ -162,15 +162,7 @@ class SequenceKind(Kind):
         return None, 0
 
     def sampling(self, run: Path, cfg: Config) -> tuple[Any, Conditioning | None]:
-        from ...run import CODEC, read_codec
-
-        stored = read_codec(run)
-        if stored is None:
-            raise RunError(f"run {run} has no {CODEC}: it cannot decode its samples")
-        try:
-            return SequenceCodec.from_json(stored), None
-        except DataError as e:
-            raise RunError(f"run {run}: {e}") from None
+        return stored_codec(run, SequenceCodec.from_json), None
 
     def conditioning(self, cfg: Config, data: Dataset, x: torch.Tensor, seed: int,
                      device: torch.device) -> Conditioning:

@@ -13,8 +13,8 @@ import torch
 
 from ...conditioning import Conditioning
 from ...config import TABLE_BUILTINS, TABLE_SUFFIXES
-from ...errors import ConfigError, DataError, GankitError, RunError
-from ..base import Kind, Scorer, View
+from ...errors import ConfigError, DataError, GankitError
+from ..base import Kind, Scorer, View, stored_codec
 from .codec import TableCodec, typed
 from .conditions import TableConditions, condition_option, parse_where
 from .files import builtin_table, read_table, write_table
@@ -129,15 +129,7 @@ class TableKind(Kind):
         return tuple(codec.heads()), cond.vector_dim if cond is not None else 0
 
     def sampling(self, run: Path, cfg: Config) -> tuple[Any, Conditioning | None]:
-        from ...run import CODEC, read_codec
-
-        stored = read_codec(run)
-        if stored is None:
-            raise RunError(f"run {run} has no {CODEC}: it cannot decode its samples")
-        try:
-            codec = TableCodec.from_json(stored)
-        except DataError as e:
-            raise RunError(f"run {run}: {e}") from None
+        codec = stored_codec(run, TableCodec.from_json)
         cond = (TableConditions(codec, focus=target_of(cfg.data)) if cfg.model.conditional
                 else None)
         return codec, cond if cond is not None and cond.vector_dim else None

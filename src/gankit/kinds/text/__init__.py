@@ -17,8 +17,8 @@ import torch
 
 from ...conditioning import Conditioning
 from ...config import TEXT_SUFFIXES
-from ...errors import ConfigError, DataError, GankitError, RunError
-from ..base import Kind, Scorer, View
+from ...errors import ConfigError, DataError, GankitError
+from ..base import Kind, Scorer, View, stored_codec
 from .codec import TextCodec
 from .files import read_strings, write_strings
 
@@ -172,15 +172,7 @@ class TextKind(Kind):
         return codec.heads(), 0
 
     def sampling(self, run: Path, cfg: Config) -> tuple[Any, Conditioning | None]:
-        from ...run import CODEC, read_codec
-
-        stored = read_codec(run)
-        if stored is None:
-            raise RunError(f"run {run} has no {CODEC}: it cannot decode its samples")
-        try:
-            return TextCodec.from_json(stored), None
-        except DataError as e:
-            raise RunError(f"run {run}: {e}") from None
+        return stored_codec(run, TextCodec.from_json), None
 
     def conditioning(self, cfg: Config, data: Dataset, x: torch.Tensor, seed: int,
                      device: torch.device) -> Conditioning:

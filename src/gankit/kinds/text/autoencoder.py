@@ -16,7 +16,7 @@ from torch import nn
 
 from ...errors import DataError
 from .codec import END
-from .lm import scored
+from .lm import next_token, scored
 
 EMBED = 32
 CODE_NOISE = 0.1  # std of the Gaussian noise on codes while training (smooths the code space)
@@ -61,12 +61,7 @@ class TextAutoencoder(nn.Module):
         alive = torch.ones(n, dtype=torch.bool)
         for t in range(length):
             y, h = self.dec(torch.cat([self.embed(tok), code.unsqueeze(1)], 2), h)
-            logits = self.out(y[:, 0])
-            if temperature > 0:
-                nxt = torch.multinomial(torch.softmax(logits / temperature, 1), 1, generator=gen)
-            else:
-                nxt = logits.argmax(1, keepdim=True)
-            nxt = torch.where(alive.unsqueeze(1), nxt, torch.full_like(nxt, END))
+            nxt = next_token(self.out(y[:, 0]), temperature, gen, alive)
             out[:, t] = nxt[:, 0]
             alive &= nxt[:, 0] != END
             tok = nxt

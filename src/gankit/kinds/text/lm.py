@@ -80,6 +80,17 @@ def fit_lm(ids: torch.Tensor, vocab: int, steps: int, seed: int = 0, hidden: int
     return model.eval()
 
 
+def next_token(logits: torch.Tensor, temperature: float, gen: torch.Generator,
+               alive: torch.Tensor) -> torch.Tensor:
+    """The next token (N, 1) from ``logits`` (N, V): drawn at ``temperature`` (0: the most
+    likely), END for strings that have ended (``alive`` False)."""
+    if temperature > 0:
+        nxt = torch.multinomial(torch.softmax(logits / temperature, 1), 1, generator=gen)
+    else:
+        nxt = logits.argmax(1, keepdim=True)
+    return torch.where(alive.unsqueeze(1), nxt, torch.full_like(nxt, END))
+
+
 @torch.no_grad()
 def sample_lm(model: CharLM, num: int, length: int, temperature: float = 1.0,
               seed: int = 0) -> torch.Tensor:
@@ -92,12 +103,7 @@ def sample_lm(model: CharLM, num: int, length: int, temperature: float = 1.0,
     alive = torch.ones(num, dtype=torch.bool)
     for t in range(length):
         y, h = model.gru(model.embed(tok), h)
-        logits = model.out(y[:, 0])
-        if temperature > 0:
-            nxt = torch.multinomial(torch.softmax(logits / temperature, 1), 1, generator=gen)
-        else:
-            nxt = logits.argmax(1, keepdim=True)
-        nxt = torch.where(alive.unsqueeze(1), nxt, torch.full_like(nxt, END))
+        nxt = next_token(model.out(y[:, 0]), temperature, gen, alive)
         out[:, t] = nxt[:, 0]
         alive &= nxt[:, 0] != END
         tok = nxt
