@@ -27,7 +27,7 @@ from .codec import SequenceCodec
 from .files import Series, long_frame, read_series, write_npz
 
 if TYPE_CHECKING:
-    from ...config import Config, DataConfig, ModelConfig
+    from ...config import Config, DataConfig
     from ...data.base import Dataset
     from ...run import Run
 
@@ -156,10 +156,6 @@ class SequenceKind(Kind):
         return Dataset(samples=fitted.encode(scaled, lengths),
                        labels=None if labels is None else torch.from_numpy(labels),
                        name=name, kind=self.name, codec=fitted, frames=frames)
-
-    def layout(self, codec: Any, m: ModelConfig) -> tuple[tuple[tuple[int, str], ...] | None,
-                                                           int]:
-        return None, 0
 
     def sampling(self, run: Path, cfg: Config) -> tuple[Any, Conditioning | None]:
         return stored_codec(run, SequenceCodec.from_json), None
