@@ -40,6 +40,17 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                                                           "model.g_hidden=[256,256]"]),
     "conditional + translation": ("classic", [*COND, 'reg.augment=["translation"]']),
     "digits (the default)": ("digits", []),
+    # on the default, now that it takes the fused step (issue 14, second round)
+    "digits + EMA 0.9995": ("digits", ["train.ema=0.9995"]),
+    "digits + EMA 0.998": ("digits", ["train.ema=0.998"]),
+    "digits + D 256-256": ("digits", ["model.d_hidden=[256,256]"]),
+    "digits + D 512": ("digits", ["model.d_hidden=[512]"]),
+    "digits + batch 256": ("digits", ["train.batch_size=256"]),
+    "digits + hinge": ("digits", ["loss.name=hinge"]),
+    "digits + lr_d 4e-4, lr_g 1e-4": ("digits", ["train.lr_d=4e-4", "train.lr_g=1e-4"]),
+    "digits + betas 0, 0.9": ("digits", ["train.betas_g=[0.0,0.9]", "train.betas_d=[0.0,0.9]"]),
+    "digits + no D spectral norm": ("digits", ["model.d_spectral_norm=false"]),
+    "digits + G 256-256": ("digits", ["model.g_hidden=[256,256]"]),
 }
 KEYS = ("fd", "precision", "recall", "coverage", "classes", "class_kl")
 

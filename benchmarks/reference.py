@@ -19,6 +19,8 @@ class ReferenceLoop:
         proto = Trainer(cfg.replace(train={"channels_last": False}), data)
         self.G, self.D = proto.G, proto.D
         self.x = proto.x
+        # a conditioned model (classes or clusters) takes each real row's label, as a cGAN does
+        self.labels = getattr(proto.cond, "labels", None)
         self.device = proto.device
         self.cfg = cfg
         t = cfg.train
@@ -30,15 +32,17 @@ class ReferenceLoop:
         """One D step then one G step, as tutorials write them."""
         b, zdim = self.cfg.train.batch_size, self.cfg.model.latent_dim
         dev = self.device
-        real = self.x[torch.randint(0, self.x.shape[0], (b,), device=dev)]
+        idx = torch.randint(0, self.x.shape[0], (b,), device=dev)
+        real = self.x[idx]
+        y = None if self.labels is None else self.labels[idx]
         ones, zeros = torch.ones(b, device=dev), torch.zeros(b, device=dev)
-        fake = self.G(torch.randn(b, zdim, device=dev))
-        d_loss = (F.binary_cross_entropy_with_logits(self.D(real), ones)
-                  + F.binary_cross_entropy_with_logits(self.D(fake.detach()), zeros))
+        fake = self.G(torch.randn(b, zdim, device=dev), y)
+        d_loss = (F.binary_cross_entropy_with_logits(self.D(real, y), ones)
+                  + F.binary_cross_entropy_with_logits(self.D(fake.detach(), y), zeros))
         self.opt_d.zero_grad()
         d_loss.backward()
         self.opt_d.step()
-        g_loss = F.binary_cross_entropy_with_logits(self.D(fake), ones)
+        g_loss = F.binary_cross_entropy_with_logits(self.D(fake, y), ones)
         self.opt_g.zero_grad()
         g_loss.backward()
         self.opt_g.step()
@@ -51,11 +55,12 @@ class ReferenceLoop:
         g_loss.item()
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Samples from the generator used for sampling (its EMA when the config has one)."""
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples from the generator used for sampling (its EMA when the config has one), of
+        labels ``y`` for a conditioned model."""
         g = self.ema if self.ema is not None else self.G
         was = g.training
         g.eval()
-        out = g(z.to(self.device))
+        out = g(z.to(self.device), None if y is None else y.to(self.device))
         g.train(was)
         return out

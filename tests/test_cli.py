@@ -142,8 +142,8 @@ def test_quiet_off_reports_progress(tmp_path: Path, capsys: pytest.CaptureFixtur
     out, err = capsys.readouterr()
     assert out == ""
     assert "training preset 'digits' on 'digits'" in err and "finished at step 2" in err
-    # the start line says which step runs: the default is class-conditional
-    assert ", generic (a conditioned model) step" in err.splitlines()[0]
+    # the start line says which step runs: the class-conditional default takes the fused one
+    assert ", fused step" in err.splitlines()[0]
 
 
 def test_start_line_names_the_fused_or_generic_step_and_why(

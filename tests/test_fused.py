@@ -68,6 +68,13 @@ CASES = {
                        loss={"name": "least_squares"}),
     "foreach-adam": config("classic", fused_adam=False, betas_d=[0.0, 0.9], lr_d=1e-3),
     "points": config("mixture", model={"clusters": 0}, data={"source": "ring8"}, batch_size=64),
+    # class-conditional G and projection D (the default `digits` preset): spectral norm on D's
+    # class embedding too
+    "digits": config("digits"),
+    "conditional-no-sn-fresh-fake": config("classic", model={"conditional": True,
+                                                             "d_spectral_norm": False},
+                                           reuse_fake=False),
+    "clusters": config("mixture", data={"source": "ring8"}, batch_size=64),  # self-conditioned
 }
 
 
@@ -156,7 +163,6 @@ def _tensors(state: Any) -> list[torch.Tensor]:
     ("classic", {"reg": {"r1_gamma": 1.0}}, "an R1 penalty"),
     ("classic", {"reg": {"pack": 2}}, "packing"),
     ("classic", {"reg": {"instance_noise": 0.1}}, "instance noise"),
-    ("classic", {"model": {"conditional": True}}, "a conditioned model"),
     ("classic", {"model": {"d_output": "sigmoid"}}, "model.d_output=sigmoid"),
     ("classic", {"model": {"activation": "gelu"}}, "model.activation=gelu"),
     ("classic", {"loss": {"name": "relativistic"}}, "loss.name=relativistic"),
@@ -173,8 +179,8 @@ def test_generic_step_where_fused_does_not_apply(preset: str, values: dict, reas
     assert tr.step == 1
 
 
-def test_presets_seed_and_classic_take_the_fused_step() -> None:
-    for preset in ("seed", "classic"):
+def test_presets_seed_classic_and_digits_take_the_fused_step() -> None:
+    for preset in ("seed", "classic", "digits"):
         cfg = resolve(preset, values={"train": SMALL})
         assert Trainer(cfg, gankit.load_data(cfg.data)).step_kind == "fused"
 

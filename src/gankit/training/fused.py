@@ -13,9 +13,12 @@ and ``load_run`` are as with the generic step, whichever step wrote them. The ra
 are drawn exactly as the generic step draws them, so both steps train the same run (to float
 rounding: the sums are ordered differently).
 
-Where a config needs something this step does not do (penalties, packing, augmentation,
-conditioning, other families, mixed precision, several processes...), ``build`` returns None with
-the reason and the generic step runs.
+Class labels and k-means clusters are fused too: G's class embedding is looked up into its input
+and its rows' gradients scattered back, and D's projection term <embed(y), h> is added to the
+logits in the forward pass and to the last hidden layer's gradient in the backward pass. Where a
+config needs something this step does not do (penalties, packing, augmentation, a table's
+condition vectors, other families, mixed precision, several processes...), ``build`` returns
+None with the reason and the generic step runs.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..conditioning import Conditioning, Labels
 from ..losses import LOSSES
 from ..models.mlp import MLPDiscriminator, MLPGenerator
-from . import devices
 
 ACTIVATIONS = ("leaky_relu", "relu")
 OUTPUTS = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Identity: "linear"}
@@ -49,7 +52,8 @@ def unsupported(trainer: Any) -> str | None:
     reasons = (
         (not t.fused_step, "train.fused_step is off"),
         (m.family != "mlp", f"model.family={m.family}"),
-        (m.conditioned, "a conditioned model"),
+        (type(trainer.cond) not in (Conditioning, Labels),
+         f"conditioning by {type(trainer.cond).__name__}"),
         (m.activation not in ACTIVATIONS, f"model.activation={m.activation}"),
         (m.d_output != "linear", f"model.d_output={m.d_output}"),
         (cfg.loss.name not in FUSED_LOSSES, f"loss.name={cfg.loss.name}"),
@@ -78,6 +82,9 @@ def unsupported(trainer: Any) -> str | None:
         sn = _spectral_norm(module)
         if sn is not None and sn.dim != 0:
             return "spectral norm along another dimension"
+    if trainer.cond.num_labels and not (isinstance(trainer.G.embed, nn.Embedding)
+                                        and isinstance(trainer.D.embed, nn.Embedding)):
+        return "labels the networks do not embed"
     if trainer.G_ema is not None and list(trainer.G_ema.buffers()):
         return "a generator with buffers"
     return None
@@ -178,12 +185,13 @@ class Flat:
 
 @dataclass
 class Dense:
-    """One linear layer of a fully connected network, with its (optional) spectral norm."""
+    """One linear layer of a fully connected network, with its (optional) spectral norm; a
+    class embedding is one with no bias, whose rows are looked up instead of multiplied."""
 
     weight: nn.Parameter  # (out, in); with spectral norm, the weight before normalisation
-    bias: nn.Parameter
+    bias: nn.Parameter | None
     grad_w: torch.Tensor  # views into the player's flat gradient
-    grad_b: torch.Tensor
+    grad_b: torch.Tensor | None
     sn: nn.Module | None = None
     scale: float = 1.0  # with spectral norm: 1 / sigma of the current pass
 
@@ -222,20 +230,43 @@ class Dense:
         g = g_out if self.sn is None else g_out * self.scale
         if weights:
             torch.mm(g.t(), x_in, out=self.grad_w)
-            if self.sn is not None:
-                # W_sn = W / s with s = u^T W v (u, v constants): with G the gradient of W_sn,
-                # dW = G / s - <G, W> / s^2 u v^T, where G / s is what grad_w holds now.
-                coef = float(torch.vdot(self.grad_w.view(-1), w.view(-1))) * self.scale
-                self.grad_w.addr_(self.sn._u, self.sn._v, alpha=-coef)
+            self._through_norm()
         return torch.mm(g, w) if inputs else None
+
+    def rows(self, y: torch.Tensor) -> torch.Tensor:
+        """An embedding's rows for labels ``y``, as normalised by the last ``normalise``."""
+        rows = self.weight.detach().index_select(0, y)
+        return rows if self.sn is None else rows.mul_(self.scale)
+
+    def rows_backward(self, g_rows: torch.Tensor, y: torch.Tensor) -> None:
+        """An embedding's weight gradient into the flat buffer, from its rows' gradients."""
+        self.grad_w.zero_()
+        self.grad_w.index_add_(0, y, g_rows if self.sn is None else g_rows * self.scale)
+        self._through_norm()
+
+    def _through_norm(self) -> None:
+        """With spectral norm, turn ``grad_w`` from G / s into the gradient of the weight
+        before normalisation."""
+        if self.sn is not None:
+            # W_sn = W / s with s = u^T W v (u, v constants): with G the gradient of W_sn,
+            # dW = G / s - <G, W> / s^2 u v^T, where G / s is what grad_w holds now.
+            w = self.weight.detach()
+            coef = float(torch.vdot(self.grad_w.view(-1), w.view(-1))) * self.scale
+            self.grad_w.addr_(self.sn._u, self.sn._v, alpha=-coef)
+
+
+def _dense(module: nn.Linear | nn.Embedding, flat: Flat) -> Dense:
+    sn = _spectral_norm(module)
+    weight = module.parametrizations.weight.original if sn is not None else module.weight
+    bias = getattr(module, "bias", None)
+    return Dense(weight, bias, flat.grad_of(weight),
+                 None if bias is None else flat.grad_of(bias), sn)
 
 
 def _layers(net: nn.Sequential, flat: Flat) -> Iterator[Dense]:
     for module in net:
         if isinstance(module, nn.Linear):
-            sn = _spectral_norm(module)
-            weight = module.parametrizations.weight.original if sn is not None else module.weight
-            yield Dense(weight, module.bias, flat.grad_of(weight), flat.grad_of(module.bias), sn)
+            yield _dense(module, flat)
 
 
 class MLP:
@@ -270,17 +301,21 @@ class MLP:
         self.y = h
         return h
 
-    def backward(self, g: torch.Tensor, weights: bool = True, inputs: bool = True
-                 ) -> torch.Tensor | None:
+    def backward(self, g: torch.Tensor, weights: bool = True, inputs: bool = True,
+                 g_hidden: torch.Tensor | None = None) -> torch.Tensor | None:
         """Back from the output gradient ``g``: the weight gradients into the flat buffer (if
-        ``weights``) and the gradient of the input (if ``inputs``, else None)."""
+        ``weights``) and the gradient of the input (if ``inputs``, else None). ``g_hidden`` is
+        a further gradient of the last layer's input (a projection discriminator's)."""
         if self.output == "sigmoid":
             g = torch.ops.aten.sigmoid_backward(g, self.y)
         elif self.output == "tanh":
             g = torch.ops.aten.tanh_backward(g, self.y)
-        for i in range(len(self.layers) - 1, -1, -1):
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
             x_in = self.inputs[i]
             g = self.layers[i].backward(g, x_in, weights, inputs or i > 0)
+            if i == last and g_hidden is not None and g is not None:
+                g = g.add_(g_hidden)
             if i > 0:  # through the activation, whose output is this layer's input
                 if self.slope:
                     g = torch.ops.aten.leaky_relu_backward(g, x_in, self.slope, True)
@@ -336,6 +371,38 @@ class LogitLoss:
         return F.softplus(-logits).mean(), torch.add(self.minus, p, alpha=1.0 / self.batch)
 
 
+class Labelled:
+    """The class embeddings of a conditioned G and D: G's rows joined to its noise, and D's
+    projection term <embed(y), h> on its last hidden features h (Miyato & Koyama 2018)."""
+
+    def __init__(self, trainer: Any, flat_g: Flat, flat_d: Flat) -> None:
+        self.g = _dense(trainer.G.embed, flat_g)
+        self.d = _dense(trainer.D.embed, flat_d)
+        self.latent = trainer.G.latent_dim
+
+    def g_input(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """G's input: the noise with the rows of its labels' embedding."""
+        return torch.cat([z, self.g.rows(y)], dim=1)
+
+    def g_backward(self, g_in: torch.Tensor, y: torch.Tensor) -> None:
+        """G's embedding gradient from the gradient of G's input."""
+        self.g.rows_backward(g_in[:, self.latent:], y)
+
+    def d_forward(self, logits: torch.Tensor, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """D's logits (N, 1) with the projection term added (in place); keeps the rows."""
+        self.d.normalise()
+        self.rows = self.d.rows(y)
+        return logits.add_(torch.sum(self.rows * h, 1, keepdim=True))
+
+    def d_backward(self, g_logits: torch.Tensor, h: torch.Tensor, y: torch.Tensor,
+                   weights: bool) -> torch.Tensor:
+        """The projection's gradient of D's last hidden features; its embedding's weight
+        gradient too if ``weights``."""
+        if weights:
+            self.d.rows_backward(g_logits * h, y)
+        return g_logits * self.rows
+
+
 class FusedStep:
     """One training step of ``trainer`` (D step(s), G step, EMA, statistics), fused."""
 
@@ -346,6 +413,8 @@ class FusedStep:
         self.flat_d = Flat(list(trainer.opt_d.param_groups[0]["params"]), trainer.opt_d)
         self.g = MLP(trainer.G.net, self.flat_g, m.activation, m.leaky_slope)
         self.d = MLP(trainer.D.net, self.flat_d, m.activation, m.leaky_slope)
+        self.labelled = (Labelled(trainer, self.flat_g, self.flat_d)
+                         if trainer.cond.num_labels else None)
         self.ema: torch.Tensor | None = None
         if trainer.G_ema is not None:
             ema_params = list(trainer.G_ema.parameters())
@@ -359,6 +428,34 @@ class FusedStep:
                               trainer.device)
         self.both = torch.empty(2 * b, *trainer.image_shape, device=trainer.device)
 
+    def generate(self, y: torch.Tensor | None, out: torch.Tensor) -> None:
+        """G's output for fresh noise (and labels ``y``) into ``out``."""
+        z = self.trainer._noise()
+        self.g.forward(z if y is None else self.labelled.g_input(z, y), out=out)
+
+    def generator_backward(self, g_x: torch.Tensor, y: torch.Tensor | None) -> None:
+        """G's gradients from the gradient of its output."""
+        if y is None:
+            self.g.backward(g_x, inputs=False)
+        else:
+            self.labelled.g_backward(self.g.backward(g_x), y)
+
+    def discriminate(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """D's logits (N,) of ``x`` (N, features) with labels ``y``."""
+        logits = self.d.forward(x)
+        if y is not None:
+            logits = self.labelled.d_forward(logits, self.d.inputs[-1], y)
+        return logits.view(-1)
+
+    def discriminator_backward(self, g_logits: torch.Tensor, y: torch.Tensor | None,
+                               weights: bool) -> torch.Tensor | None:
+        """D's gradients (if ``weights``) and, unless ``weights``, the gradient of its input,
+        from the gradient of its logits (N,)."""
+        g = g_logits.view(-1, 1)
+        g_hidden = (None if y is None
+                    else self.labelled.d_backward(g, self.d.inputs[-1], y, weights))
+        return self.d.backward(g, weights=weights, inputs=not weights, g_hidden=g_hidden)
+
     @torch.no_grad()
     def __call__(self) -> None:
         """Train one step, as ``Trainer.train_step`` does."""
@@ -371,24 +468,23 @@ class FusedStep:
         both = self.both
         flat = both.view(2 * b, -1)
         for _ in range(t.d_steps):
-            idx = devices.upload(torch.randint(tr.x.shape[0], (tr.draw,),
-                                               generator=tr.gen_data)[tr.part], tr.device)
+            idx, y = tr.cond.batch(b, tr.gen_data, tr.part, tr.device)
             torch.index_select(tr.x, 0, idx, out=both[:b])
-            self.g.forward(tr._noise(), out=flat[b:])
-            logits = self.d.forward(flat).view(-1)
+            self.generate(y, out=flat[b:])
+            y2 = None if y is None else torch.cat([y, y])
+            logits = self.discriminate(flat, y2)
             p = torch.sigmoid(logits)
             loss_d, g_logits = self.loss.d(logits, p)
-            self.d.backward(g_logits.view(-1, 1), inputs=False)
+            self.discriminator_backward(g_logits, y2, weights=True)
             self.flat_d.adam()
         d_stats = p.view(2, b).mean(1)
 
         if not reuse:
-            self.g.forward(tr._noise(), out=flat[b:])
+            self.generate(y, out=flat[b:])
         fake = flat[b:]
-        fake_out = self.d.forward(fake).view(-1)
+        fake_out = self.discriminate(fake, y)
         loss_g, g_fake = self.loss.g(fake_out, torch.sigmoid(fake_out))
-        g_x = self.d.backward(g_fake.view(-1, 1), weights=False)
-        self.g.backward(g_x, inputs=False)
+        self.generator_backward(self.discriminator_backward(g_fake, y, weights=False), y)
         self.flat_g.adam()
 
         if self.ema is not None:
