@@ -20,9 +20,14 @@ skipped with a note where jax and optax are not installed (pip install 'gankit[b
     python benchmarks/speed.py --cases classic:128 --repeats 3 --seconds 2
     python benchmarks/speed.py --device cuda         # both loops on the GPU (peak memory: GPU)
     python benchmarks/speed.py --clock cpu           # a shared machine: CPU seconds, not wall
+    python benchmarks/speed.py --cores 1             # one-thread loops on one core (JAX too)
 
 ``--clock cpu`` times everything (the matmul peak too) in the process's CPU seconds: on one
 thread that is what a step costs with a core to itself, even while other work shares the machine.
+
+``--cores N`` confines the whole process to N cores (Linux): XLA keeps helper threads busy beside
+its one compute thread even when told to use one (measured: 28 ms of CPU per 18 ms step), so an
+equal-cores comparison of one-thread loops needs ``--cores 1``.
 """
 
 from __future__ import annotations
@@ -195,7 +200,11 @@ def main() -> None:
     ap.add_argument("--no-jax", action="store_true", help="skip the JAX column")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                     help="wall seconds, or the process's CPU seconds (a shared machine)")
+    ap.add_argument("--cores", type=int, default=0,
+                    help="confine the process (XLA's threads too) to this many cores; 0: all")
     args = ap.parse_args()
+    if args.cores:  # before XLA or any torch thread pool starts
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])
     clock = CLOCKS[args.clock]
     device = torch.device(args.device)
     default_threads = torch.get_num_threads()
@@ -216,7 +225,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     where = (f"{torch.cuda.get_device_name(device)} ({device})" if device.type == "cuda" else
              f"{os.cpu_count()} CPUs, CPU capability {torch.backends.cpu.get_cpu_capability()}")
-    print(f"torch {torch.__version__}, {where}, {args.clock} clock")
+    pinned = f", confined to cores {sorted(os.sched_getaffinity(0))}" if args.cores else ""
+    print(f"torch {torch.__version__}, {where}, {args.clock} clock{pinned}")
     peaks: dict[int, float] = {}
 
     def peak32(threads: int) -> float:
