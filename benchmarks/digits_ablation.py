@@ -51,6 +51,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "digits + betas 0, 0.9": ("digits", ["train.betas_g=[0.0,0.9]", "train.betas_d=[0.0,0.9]"]),
     "digits + no D spectral norm": ("digits", ["model.d_spectral_norm=false"]),
     "digits + G 256-256": ("digits", ["model.g_hidden=[256,256]"]),
+    "digits + no D SN, D 256-256": ("digits", ["model.d_spectral_norm=false",
+                                              "model.d_hidden=[256,256]"]),
+    "digits + no D SN, lr_decay 0.3": ("digits", ["model.d_spectral_norm=false",
+                                                 "train.lr_decay=0.3"]),
+    "digits + no D SN, hinge": ("digits", ["model.d_spectral_norm=false", "loss.name=hinge"]),
 }
 KEYS = ("fd", "precision", "recall", "coverage", "classes", "class_kl")
 
