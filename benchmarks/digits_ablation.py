@@ -56,6 +56,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "digits + no D SN, lr_decay 0.3": ("digits", ["model.d_spectral_norm=false",
                                                  "train.lr_decay=0.3"]),
     "digits + no D SN, hinge": ("digits", ["model.d_spectral_norm=false", "loss.name=hinge"]),
+    "digits + no D SN, no EMA": ("digits", ["model.d_spectral_norm=false", "train.ema=0.0"]),
 }
 KEYS = ("fd", "precision", "recall", "coverage", "classes", "class_kl")
 

@@ -62,8 +62,8 @@ def test_resolve_without_arguments_uses_the_digits_default() -> None:
     cfg = resolve()
     assert cfg.preset == "digits" and cfg.data.source == "digits"
     assert cfg == resolve("digits")
-    assert cfg.model.output == "tanh" and cfg.model.d_spectral_norm is True
-    assert cfg.model.conditional and cfg.train.steps == 3000
+    assert cfg.model.output == "tanh" and cfg.model.d_spectral_norm is False
+    assert cfg.model.conditional and cfg.train.steps == 4500
     assert cfg.train.ema > 0
 
 

@@ -68,12 +68,11 @@ CASES = {
                        loss={"name": "least_squares"}),
     "foreach-adam": config("classic", fused_adam=False, betas_d=[0.0, 0.9], lr_d=1e-3),
     "points": config("mixture", model={"clusters": 0}, data={"source": "ring8"}, batch_size=64),
-    # class-conditional G and projection D (the default `digits` preset): spectral norm on D's
-    # class embedding too
+    # class-conditional G and projection D (the default `digits` preset, no spectral norm)
     "digits": config("digits"),
-    "conditional-no-sn-fresh-fake": config("classic", model={"conditional": True,
-                                                             "d_spectral_norm": False},
-                                           reuse_fake=False),
+    "digits-fresh-fake": config("digits", reuse_fake=False),
+    # spectral norm on D's layers and on its class embedding
+    "conditional-sn": config("classic", model={"conditional": True}),
     "clusters": config("mixture", data={"source": "ring8"}, batch_size=64),  # self-conditioned
 }
 
