@@ -379,6 +379,7 @@ class Labelled:
         self.g = _dense(trainer.G.embed, flat_g)
         self.d = _dense(trainer.D.embed, flat_d)
         self.latent = trainer.G.latent_dim
+        self.rows = torch.empty(0)  # D's embedding rows of the last forward pass
 
     def g_input(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """G's input: the noise with the rows of its labels' embedding."""
