@@ -23,6 +23,8 @@ from gankit.run import load_run, prepare
 from gankit.training import checkpoint
 from gankit.training.trainer import Trainer
 
+from .test_trainer import interrupt_at
+
 FAST = ["train.steps=20", "train.batch_size=16", "train.log_every=10", "train.sample_every=10",
         "train.checkpoint_every=10", "model.g_hidden=[16]", "model.d_hidden=[8]",
         "model.latent_dim=8", "train.threads=1", "guard.diversity_every=0",
@@ -117,12 +119,17 @@ def test_report(names: Path, tmp_path: Path) -> None:
     assert "Generated strings" in page and "data:image/png" in page
 
 
-def test_resume_is_bitwise(names: Path, tmp_path: Path) -> None:
+def test_resume_is_bitwise(names: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # interrupted in the adversarial phase, whose Gumbel temperature follows train.steps (the
+    # preset anneals it): the same run resumes exactly
+    cfg = cfg_for(names)
+    assert cfg.train.gumbel_beta_max > 0
     whole = tmp_path / "whole"
-    prepare(cfg_for(names), whole).fit(progress=False)
+    prepare(cfg, whole).fit(progress=False)
     part = tmp_path / "part"
-    prepare(cfg_for(names, "train.steps=10"), part).fit(progress=False)
-    prepare(gankit.resume_config(part, steps=20), part, resume=True).fit(progress=False)
+    interrupt_at(12, cfg, part, monkeypatch)
+    assert checkpoint.latest(part / "checkpoints")["step"] == 12
+    prepare(gankit.resume_config(part), part, resume=True).fit(progress=False)
     sa = checkpoint.latest(whole / "checkpoints")
     sb = checkpoint.latest(part / "checkpoints")
     assert sa is not None and sb is not None and sa["step"] == sb["step"] == 20

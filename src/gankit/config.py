@@ -207,7 +207,8 @@ class TrainConfig:
     pretrain_steps: int = 0
     pretrain_lr: float = 2e-3
     # model.family=text: 0 trains at Gumbel-softmax temperature 0.5; > 0 anneals RelGAN's
-    # inverse temperature beta from 1 to this over the adversarial steps (exponentially)
+    # inverse temperature beta from 1 to this over the adversarial steps (exponentially; like
+    # lr_decay it follows train.steps, so a run given more steps on resume anneals anew)
     gumbel_beta_max: float = 0.0
     tensorboard: bool = False  # mirror metrics.jsonl and samples/ into RUN/tb/ (TensorBoard)
 
