@@ -6,10 +6,11 @@ sampling temperature, at equal training time, on baby names and SMILES.
 
 For each dataset and seed, models of about the same size train for the same wall-clock time on
 one thread: gankit's text GAN (the ``text`` preset: a GRU generator of Gumbel-softmax tokens
-against a convolutional discriminator, relativistic loss) and a character GRU language model
-trained by maximum likelihood (``gankit.kinds.text.lm``, MOSES's CharRNN in small), and the
-``text-latent`` GAN (an autoencoder, then WGAN-GP on its codes; sampled at the decoder's
-temperature, its autoencoder's training counted in its time). Each is
+against a convolutional discriminator, relativistic loss, after the preset's MLE
+pre-training of the generator, ``train.pretrain_steps``, which counts in its time) and a
+character GRU language model trained by maximum likelihood (``gankit.kinds.text.lm``, MOSES's
+CharRNN in small), and the ``text-latent`` GAN (an autoencoder, then WGAN-GP on its codes;
+sampled at the decoder's temperature, its autoencoder's training counted in its time). Each is
 sampled at every temperature of ``--temperatures`` and scored on the same held-out strings:
 
 - quality: ``nll``, the mean per-token NLL of the samples under an *oracle* language model
@@ -131,13 +132,15 @@ def run_dataset(dataset: str, strings: list[str], args: argparse.Namespace, seed
     trainer = prepare(cfg, out)
     trainer.fit(progress=False)
     gan_time, gan_steps = time.perf_counter() - t0, trainer.step
+    pre_steps = min(gan_steps, cfg.train.pretrain_steps)  # of MLE pre-training, inside the time
     run = load_run(out)
     g_params = sum(p.numel() for p in run.generator.parameters())
     t0 = time.perf_counter()
     lm = fit_lm(ids, codec.vocab_size, 0, seed=seed, seconds=args.seconds)
     lm_time = time.perf_counter() - t0
     lm_params = sum(p.numel() for p in lm.parameters())
-    print(f"[{dataset}] GAN: {gan_steps} steps in {gan_time:.0f}s, G {g_params} parameters; "
+    print(f"[{dataset}] GAN: {gan_steps} steps ({pre_steps} of MLE pre-training, "
+          f"{gan_steps - pre_steps} adversarial) in {gan_time:.0f}s, G {g_params} parameters; "
           f"MLE: {args.seconds:.0f}s, {lm_params} parameters (wall {lm_time:.0f}s)", flush=True)
     latent = None
     if "latent" in args.models:
@@ -160,8 +163,8 @@ def run_dataset(dataset: str, strings: list[str], args: argparse.Namespace, seed
                              holdout, codec, oracle, checker, dataset, seed)})
         print(format_row(rows[-1]), flush=True)
     for r in rows:
-        r.update(gan_steps=gan_steps, seconds=args.seconds, g_params=g_params,
-                 lm_params=lm_params)
+        r.update(gan_steps=gan_steps, gan_pretrain_steps=pre_steps, seconds=args.seconds,
+                 g_params=g_params, lm_params=lm_params)
     return rows
 
 

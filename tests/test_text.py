@@ -3,6 +3,7 @@ temperature, eval, the report, exact resume, and the command line."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +18,17 @@ from gankit.cli import main
 from gankit.config import DataConfig, resolve
 from gankit.errors import ConfigError, DataError
 from gankit.kinds.text import TextCodec, TextKind, sample_strings, walk
+from gankit.models.text import TAU, gumbel_tau
 from gankit.run import load_run, prepare
 from gankit.training import checkpoint
+from gankit.training.trainer import Trainer
+
+from .test_trainer import interrupt_at
 
 FAST = ["train.steps=20", "train.batch_size=16", "train.log_every=10", "train.sample_every=10",
         "train.checkpoint_every=10", "model.g_hidden=[16]", "model.d_hidden=[8]",
-        "model.latent_dim=8", "train.threads=1", "guard.diversity_every=0"]
+        "model.latent_dim=8", "train.threads=1", "guard.diversity_every=0",
+        "train.pretrain_steps=5"]  # of MLE pre-training, then 15 adversarial
 SYLLABLES = ["ma", "ri", "jo", "han", "an", "na", "el", "li", "sa", "to"]
 
 
@@ -113,12 +119,17 @@ def test_report(names: Path, tmp_path: Path) -> None:
     assert "Generated strings" in page and "data:image/png" in page
 
 
-def test_resume_is_bitwise(names: Path, tmp_path: Path) -> None:
+def test_resume_is_bitwise(names: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # interrupted in the adversarial phase, whose Gumbel temperature follows train.steps (the
+    # preset anneals it): the same run resumes exactly
+    cfg = cfg_for(names)
+    assert cfg.train.gumbel_beta_max > 0
     whole = tmp_path / "whole"
-    prepare(cfg_for(names), whole).fit(progress=False)
+    prepare(cfg, whole).fit(progress=False)
     part = tmp_path / "part"
-    prepare(cfg_for(names, "train.steps=10"), part).fit(progress=False)
-    prepare(gankit.resume_config(part, steps=20), part, resume=True).fit(progress=False)
+    interrupt_at(12, cfg, part, monkeypatch)
+    assert checkpoint.latest(part / "checkpoints")["step"] == 12
+    prepare(gankit.resume_config(part), part, resume=True).fit(progress=False)
     sa = checkpoint.latest(whole / "checkpoints")
     sb = checkpoint.latest(part / "checkpoints")
     assert sa is not None and sb is not None and sa["step"] == sb["step"] == 20
@@ -127,6 +138,82 @@ def test_resume_is_bitwise(names: Path, tmp_path: Path) -> None:
             assert torch.equal(v, sb[key][name]), (key, name)
     assert (whole / "samples" / "step-000000020.txt").read_bytes() == \
         (part / "samples" / "step-000000020.txt").read_bytes()
+
+
+# -- MLE pre-training of the generator and the annealed Gumbel temperature -----------------------
+
+PRETRAIN = ["train.pretrain_steps=15", "train.gumbel_beta_max=100"]
+
+
+def test_pretraining_lowers_the_generators_next_token_loss(names: Path) -> None:
+    cfg = cfg_for(names, "train.pretrain_steps=40", "train.steps=40", "train.pretrain_lr=1e-2")
+    trainer = Trainer(cfg, TextKind().load(cfg.data))  # writes nothing
+    z = torch.randn(len(trainer.x), trainer.noise_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = float(trainer.G.nll(z, trainer.x))
+    d_before = {k: v.clone() for k, v in trainer.D.state_dict().items()}
+    trainer.fit(progress=False)
+    with torch.no_grad():
+        after = float(trainer.G.nll(z, trainer.x))
+    # a uniform guess over the 13 tokens is log 13 = 2.56 nats; the syllables are far likelier
+    assert before > 2.2 and after < before - 0.5, (before, after)
+    assert all(torch.equal(v, trainer.D.state_dict()[k]) for k, v in d_before.items())
+
+
+def test_pretraining_is_logged_and_checkpointed(names: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    prepare(cfg_for(names, *PRETRAIN, "train.checkpoint_every=5"), out).fit(progress=False)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = {r["step"]: r for r in records}
+    assert steps[10]["phase"] == "pretrain" and "loss_d" not in steps[10]
+    assert steps[15]["phase"] == "pretrain"  # a log step ends pre-training
+    assert np.isfinite(steps[15]["loss_mle"]) and "loss_mle" not in steps[20]
+    assert {"loss_d", "loss_g", "d_real", "d_fake"} <= set(steps[20])
+    kept = checkpoint.list_steps(out / "checkpoints")
+    assert kept == [15, 20]
+    assert "opt_pre" not in checkpoint.latest(out / "checkpoints")  # used no more
+    with pytest.raises(ConfigError, match="model.family=text"):
+        resolve("classic", overrides=["train.pretrain_steps=10"])
+    with pytest.raises(ConfigError, match="gumbel_beta_max"):
+        cfg_for(names, "train.gumbel_beta_max=0.5")
+
+
+def test_gumbel_temperature_schedule() -> None:
+    assert gumbel_tau(7, 10, 110, 0.0) == TAU
+    assert gumbel_tau(10, 10, 110, 100.0) == pytest.approx(1.0)
+    assert gumbel_tau(60, 10, 110, 100.0) == pytest.approx(0.1)  # beta = 100 ** 0.5
+    assert gumbel_tau(110, 10, 110, 100.0) == pytest.approx(0.01)
+    assert gumbel_tau(500, 10, 110, 100.0) == pytest.approx(0.01)
+
+
+def test_resume_through_pretraining_is_bitwise(names: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    prepare(cfg_for(names, *PRETRAIN), whole).fit(progress=False)
+    part = tmp_path / "part"
+    prepare(cfg_for(names, *PRETRAIN, "train.steps=10"), part).fit(progress=False)
+    stopped = checkpoint.latest(part / "checkpoints")
+    assert stopped["step"] == 10 and stopped["opt_pre"]["state"]  # Adam's moments, stored
+    prepare(gankit.resume_config(part, steps=20), part, resume=True).fit(progress=False)
+    sa = checkpoint.latest(whole / "checkpoints")
+    sb = checkpoint.latest(part / "checkpoints")
+    assert sa is not None and sb is not None and sa["step"] == sb["step"] == 20
+    for key in ("G", "D", "opt_g", "opt_d"):
+        flat_a, flat_b = checkpoint_tensors(sa[key]), checkpoint_tensors(sb[key])
+        assert len(flat_a) == len(flat_b) > 0
+        assert all(torch.equal(a, b) for a, b in zip(flat_a, flat_b, strict=True)), key
+    assert (whole / "samples" / "step-000000020.txt").read_bytes() == \
+        (part / "samples" / "step-000000020.txt").read_bytes()
+
+
+def checkpoint_tensors(tree: object) -> list[torch.Tensor]:
+    """Every tensor of a checkpoint's nested state, in order."""
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    if isinstance(tree, dict):
+        return [t for k in sorted(tree, key=str) for t in checkpoint_tensors(tree[k])]
+    if isinstance(tree, list):
+        return [t for v in tree for t in checkpoint_tensors(v)]
+    return []
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -170,7 +257,7 @@ def test_cli_bad_text_exits_2_and_touches_nothing(tmp_path: Path, content: bytes
 
 # -- the latent-space model ----------------------------------------------------------------------
 
-LATENT = ["data.autoencoder_steps=40", "data.code_dim=8"]
+LATENT = ["data.autoencoder_steps=40", "data.code_dim=8", "train.pretrain_steps=0"]
 
 
 def latent_cfg(path: Path, *extra: str) -> gankit.Config:

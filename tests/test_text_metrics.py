@@ -4,6 +4,7 @@ values, novelty/uniqueness, the SMILES syntax check and the baseline language mo
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -15,11 +16,13 @@ from gankit.metrics.text import (
     bleu,
     new_share,
     novelty,
+    rdkit_valid,
     self_bleu,
     smiles_syntax_valid,
     subsample,
     text_scores,
     uniqueness,
+    validity_of,
 )
 from gankit.models.text import TextDiscriminator, TextGenerator
 
@@ -171,3 +174,31 @@ def test_language_model_learns_and_samples_known_strings() -> None:
     drawn = codec.strings(sample_lm(lm, 200, codec.length, 0.5, seed=1))
     assert sum(s in set(corpus) for s in drawn) / 200 > 0.8
     assert drawn == codec.strings(sample_lm(lm, 200, codec.length, 0.5, seed=1))
+
+
+# -- SMILES validity by RDKit (the chemistry the syntax check leaves out) -------------------------
+
+# well-formed SMILES that are not molecules: a five-bonded carbon, an aromatic ring that cannot
+# be kekulized, a four-bonded neutral nitrogen
+NOT_MOLECULES = ("C(C)(C)(C)(C)C", "c1cccc1", "CN(C)(C)C")
+
+
+def test_rdkit_validity_of_known_molecules() -> None:
+    pytest.importorskip("rdkit")
+    good = ["CCO", "c1ccccc1", "CC(=O)O", "C[C@@H](N)C(=O)O", "O=C1CC[NH2+]C1", "[Na+].[Cl-]"]
+    ok, used = validity_of(good + list(NOT_MOLECULES) + ["C(C", ""], "smiles")
+    assert used == "rdkit"
+    assert ok == [True] * len(good) + [False] * (len(NOT_MOLECULES) + 2)
+    assert all(smiles_syntax_valid(s) for s in NOT_MOLECULES)  # syntax alone passes them
+    assert rdkit_valid(["CCO", "c1cccc1"]) == 0.5
+    scores = text_scores(["CCO", "c1cccc1", "CCN", "CCN"], {"CCO"}, ["CCC"], "smiles")
+    assert scores["validity"] == 0.75 and scores["validity_checker"] == "rdkit"
+    assert scores["uniqueness"] == pytest.approx(2 / 3) and scores["novelty"] == 0.5
+
+
+def test_without_rdkit_the_syntax_check_judges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "rdkit", None)  # import rdkit now raises ImportError
+    ok, used = validity_of(["CCO", "C(C", *NOT_MOLECULES], "smiles")
+    assert used.startswith("smiles-syntax") and ok == [True, False] + [True] * 3
+    assert rdkit_valid(["CCO"]) is None
+    assert text_scores(["CCO", "C(C"], set(), ["CCC"], "smiles")["validity"] == 0.5

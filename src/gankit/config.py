@@ -201,6 +201,15 @@ class TrainConfig:
     grid_size: int = 100  # samples in each grid of samples/
     target: str = ""  # stop at the first evaluation reaching it: fd=3, precision>0.7; "" = none
     time_limit: float = 0.0  # seconds one process trains, then stops with a checkpoint; 0 = none
+    # MLE pre-training (RelGAN; model.family=text): the first pretrain_steps steps train G alone
+    # by teacher-forced next-token cross-entropy on the real strings (its own Adam at
+    # pretrain_lr, betas 0.9/0.999), the adversarial steps follow; they count in train.steps.
+    pretrain_steps: int = 0
+    pretrain_lr: float = 2e-3
+    # model.family=text: 0 trains at Gumbel-softmax temperature 0.5; > 0 anneals RelGAN's
+    # inverse temperature beta from 1 to this over the adversarial steps (exponentially; like
+    # lr_decay it follows train.steps, so a run given more steps on resume anneals anew)
+    gumbel_beta_max: float = 0.0
     tensorboard: bool = False  # mirror metrics.jsonl and samples/ into RUN/tb/ (TensorBoard)
 
 
@@ -542,6 +551,16 @@ def validate(cfg: Config) -> None:
                               "eval.every (--eval-every N)")
     _require(0.0 <= t.time_limit <= 1e9,
              f"train.time_limit must be in 0..1e9 seconds (0 = none), got {t.time_limit}")
+    _require(0 <= t.pretrain_steps <= 10**9,
+             f"train.pretrain_steps must be in 0..1e9 (0 = none), got {t.pretrain_steps}")
+    _require(0.0 < t.pretrain_lr <= 1.0,
+             f"train.pretrain_lr must be in (0, 1], got {t.pretrain_lr}")
+    _require(t.gumbel_beta_max == 0.0 or 1.0 <= t.gumbel_beta_max <= 1e6,
+             f"train.gumbel_beta_max must be 0 (off) or in 1..1e6, got {t.gumbel_beta_max}")
+    for key in ("pretrain_steps", "gumbel_beta_max"):
+        _require(not getattr(t, key) or m.family == "text",
+                 f"train.{key} is for model.family=text (a generator of tokens), not "
+                 f"model.family={m.family}")
     _validate_guard(cfg.guard)
     _validate_recipe(cfg)
 

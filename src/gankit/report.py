@@ -22,7 +22,7 @@ from .run import is_run
 from .training import checkpoint
 from .training.evaluation import BEST
 
-LOSS_KEYS = ("loss_d", "loss_g")
+LOSS_KEYS = ("loss_d", "loss_g", "loss_mle")  # loss_mle: G's MLE pre-training (text)
 D_KEYS = ("d_real", "d_fake")
 WATCH_KEYS = ("diversity", "duplicates")
 MAX_GRIDS = 12
@@ -123,7 +123,7 @@ def render(run: Path) -> str:
         raise RunError(f"{run} is not a gankit run directory (no config.toml)")
     cfg = load_toml_config(run / "config.toml")
     records = runlog.read(run / "metrics.jsonl")
-    train = [r for r in records if "loss_d" in r]
+    train = [r for r in records if "loss_d" in r or "loss_mle" in r]
     evals = [r for r in records if any(k in GOALS for k in r)]
     parts = [f"<h1>gankit run {html.escape(run.name)}</h1>",
              f"<p>{html.escape(str(run.resolve()))} · preset <b>{html.escape(cfg.preset)}</b> "

@@ -180,12 +180,8 @@ def smiles_syntax_valid(s: str) -> bool:
 def rdkit_valid(samples: list[str]) -> float | None:
     """The share of ``samples`` RDKit parses as molecules (``Chem.MolFromSmiles``); None where
     RDKit is not installed."""
-    try:
-        from rdkit import Chem, RDLogger
-    except ImportError:
-        return None
-    RDLogger.DisableLog("rdApp.*")
-    return float(np.mean([bool(s) and Chem.MolFromSmiles(s) is not None for s in samples]))
+    ok, used = validity_of(samples, "smiles")
+    return float(np.mean(ok)) if used == "rdkit" and ok else None
 
 
 BLEU_SAMPLES = 500  # samples BLEU and self-BLEU are computed on (a seeded subsample)

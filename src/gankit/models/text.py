@@ -15,6 +15,17 @@ TAU = 0.5  # Gumbel-softmax temperature while training (RelGAN's 1/beta; lower i
 EMBED = 32
 
 
+def gumbel_tau(step: int, start: int, end: int, beta_max: float) -> float:
+    """The Gumbel-softmax temperature of training step ``step``: TAU when ``beta_max`` is 0,
+    else RelGAN's exponential schedule, 1 / beta with beta rising from 1 at step ``start`` to
+    ``beta_max`` at step ``end`` (beta = beta_max ** (done share))."""
+    if beta_max <= 0:
+        return TAU
+    span = max(1, end - start)
+    share = min(1.0, max(0.0, (step - start) / span))
+    return 1.0 / beta_max ** share
+
+
 def one_hot(idx: torch.Tensor, width: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Indices (N,) as one-hot rows (N, width), by operations that keep N dynamic in ONNX."""
     return (idx.unsqueeze(1) == torch.arange(width, device=idx.device)).to(dtype)
@@ -25,7 +36,8 @@ class TextGenerator(nn.Module):
     distributions, token 0 ending a string (all later positions are then token 0).
 
     The noise holds ``code_dim`` inputs, then one draw per position and token that becomes its
-    Gumbel noise, so a seed fixes a sample. Training emits Gumbel-softmax relaxations at TAU;
+    Gumbel noise, so a seed fixes a sample. Training emits Gumbel-softmax relaxations at
+    ``tau`` (TAU unless the trainer anneals it, ``gumbel_tau``);
     in eval mode each position is the one-hot of argmax(logits / temperature + Gumbel noise)
     (a draw from softmax(logits / temperature); temperature 0: the most likely token). Either
     way the next step reads the hard token.
@@ -37,6 +49,7 @@ class TextGenerator(nn.Module):
         self.latent_dim = code_dim + length * vocab
         self.image_shape = (length * vocab,)
         self.temperature = 1.0  # sampling temperature (eval mode)
+        self.tau = TAU  # Gumbel-softmax temperature (training mode)
         self.init = nn.Linear(code_dim, hidden)
         self.embed = nn.Embedding(vocab + 1, EMBED)  # token ``vocab`` starts a string
         self.cell = nn.GRUCell(EMBED + code_dim, hidden)
@@ -56,7 +69,7 @@ class TextGenerator(nn.Module):
             logits = self.out(h)
             if self.training:
                 scores = logits + noise[:, t]
-                soft = torch.softmax(scores / TAU, 1)
+                soft = torch.softmax(scores / self.tau, 1)
             else:
                 temp = self.temperature
                 scores = logits / temp + noise[:, t] if temp > 0 else logits
@@ -66,6 +79,25 @@ class TextGenerator(nn.Module):
             outs.append(alive * y_t + (1.0 - alive) * end)
             alive = alive * (1.0 - y_t[:, :1])
         return torch.stack(outs, 1).flatten(1)
+
+    def nll(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The mean next-token cross-entropy (nats per scored token: each character and the
+        first end token) of one-hot sequences ``x`` (N, length * vocab) read with teacher
+        forcing, given the codes in noise ``z``: the loss of MLE pre-training (RelGAN)."""
+        from ..kinds.text.lm import scored
+
+        code = z[:, :self.code_dim]
+        ids = x.reshape(len(x), self.length, self.vocab).argmax(2)
+        start = torch.full((len(x), 1), self.vocab, dtype=torch.int64, device=x.device)
+        inputs = self.embed(torch.cat([start, ids[:, :-1]], 1))
+        h = torch.tanh(self.init(code))
+        logits = []
+        for t in range(self.length):
+            h = self.cell(torch.cat([inputs[:, t], code], 1), h)
+            logits.append(self.out(h))
+        logp = torch.log_softmax(torch.stack(logits, 1), 2).gather(2, ids.unsqueeze(2))
+        mask = scored(ids)
+        return -(logp.squeeze(2) * mask).sum() / mask.sum().clamp(min=1)
 
 
 class TextDiscriminator(nn.Module):

@@ -79,7 +79,7 @@ class Board:
         if "event" in record:
             w.add_text(f"events/{record['event']}", "`" + json.dumps(record) + "`", step, when)
             return
-        group = "train" if "loss_g" in record else "eval"
+        group = "train" if "loss_g" in record or "loss_mle" in record else "eval"
         for key, value in record.items():
             if key in ("step", "time") or isinstance(value, bool):
                 continue

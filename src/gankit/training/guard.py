@@ -191,7 +191,10 @@ class Guard:
         """``(reason, detail)`` if the statistics just logged show trouble, else None."""
         if not self.cfg.enabled:
             return None
-        stats = {k: record[k] for k in ("loss_d", "loss_g", "d_real", "d_fake")}
+        # a record of MLE pre-training (train.pretrain_steps) has G's loss alone
+        keys = ("loss_mle",) if "loss_mle" in record else ("loss_d", "loss_g", "d_real",
+                                                           "d_fake")
+        stats = {k: record[k] for k in keys}
         bad = [k for k, v in stats.items() if not math.isfinite(v)]
         if bad:
             return "non_finite", f"{bad[0]} is {stats[bad[0]]}"
@@ -199,13 +202,15 @@ class Guard:
         for key in ("weight_norm_g", "weight_norm_d", "grad_norm_g", "grad_norm_d"):
             if not math.isfinite(h[key]):
                 return "non_finite", f"{key} is {h[key]}"
-        checks = [(k, abs(stats[k]), self.cfg.loss_max) for k in ("loss_d", "loss_g")]
+        checks = [(k, abs(stats[k]), self.cfg.loss_max) for k in ("loss_d", "loss_g", "loss_mle")
+                  if k in stats]
         checks += [(k, h[k], self.cfg.grad_norm_max) for k in ("grad_norm_g", "grad_norm_d")]
         for key, value, limit in checks:
             if limit and value > limit:
                 return "exploding", f"{key} {value:.3g} > {limit:g}"
         margin, window = self.cfg.collapse_margin, self.cfg.collapse_steps
-        if window and stats["d_real"] >= 1 - margin and stats["d_fake"] <= margin:
+        if window and "d_real" in stats and stats["d_real"] >= 1 - margin \
+                and stats["d_fake"] <= margin:
             if self.collapse_since is None:
                 self.collapse_since = max(0, trainer.step - trainer.cfg.train.log_every)
             if trainer.step - self.collapse_since >= window:

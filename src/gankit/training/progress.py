@@ -27,8 +27,9 @@ class Progress:
         bar = "#" * filled + "-" * (20 - filled)
         line = (f"[{bar}] {step}/{self.total} {pct:3.0f}% "
                 f"{stats['steps_per_s']:.0f} steps/s{self.note} "
-                f"loss_D {stats['loss_d']:.3f} loss_G {stats['loss_g']:.3f} "
-                f"D(x) {stats['d_real']:.3f} D(G(z)) {stats['d_fake']:.3f}")
+                + (f"pre-training G: loss_MLE {stats['loss_mle']:.3f}" if "loss_mle" in stats
+                   else f"loss_D {stats['loss_d']:.3f} loss_G {stats['loss_g']:.3f} "
+                        f"D(x) {stats['d_real']:.3f} D(G(z)) {stats['d_fake']:.3f}"))
         if self.tty:
             pad = max(0, self._width - len(line))
             self.stream.write("\r" + line + " " * pad)

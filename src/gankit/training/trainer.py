@@ -18,6 +18,7 @@ from ..data.base import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
 from ..metrics.goals import GOALS, parse_target
+from ..models.text import gumbel_tau
 from ..recipe import Recipe
 from ..ship.tensorboard import board
 from . import checkpoint, devices, distributed, fast, fused
@@ -27,6 +28,8 @@ from .guard import Guard, weights_finite
 from .progress import Progress
 
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
+PRETRAIN_BETAS = (0.9, 0.999)  # Adam's betas in MLE pre-training (train.pretrain_steps)
+PRETRAIN_CLIP = 5.0  # the gradient norm MLE pre-training clips to (as the CharLM baseline)
 
 
 def derive_seeds(seed: int, n: int) -> list[int]:
@@ -90,6 +93,9 @@ class Trainer:
             self.cond = self.cond.reassigned(self.x, centroids)
         self.opt_g = fast.adam(self.G.parameters(), t.lr_g, t.betas_g, t.fused_adam)
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
+        # MLE pre-training of G (train.pretrain_steps, RelGAN): its own Adam, used only then
+        self.opt_pre = (fast.adam(self.G.parameters(), t.pretrain_lr, PRETRAIN_BETAS,
+                                  t.fused_adam) if t.pretrain_steps else None)
         self.scaler_g = fast.grad_scaler(self.precision, self.device)
         self.scaler_d = fast.grad_scaler(self.precision, self.device)
         self.recipe = Recipe(cfg)
@@ -133,10 +139,15 @@ class Trainer:
         return devices.upload(z, self.device)
 
     def train_step(self) -> None:
-        """One iteration: ``d_steps`` discriminator updates, one generator update, EMA."""
+        """One iteration: ``d_steps`` discriminator updates, one generator update, EMA (in
+        the first ``train.pretrain_steps``: one step of MLE pre-training instead)."""
+        t, r = self.cfg.train, self.recipe
+        if self.pretraining:
+            return self.pretrain_step()
         if self._fused is not None:
             return self._fused()
-        t, r = self.cfg.train, self.recipe
+        if t.gumbel_beta_max > 0:  # a pure function of the step, so resume is exact
+            self.G.tau = gumbel_tau(self.step, t.pretrain_steps, t.steps, t.gumbel_beta_max)
         b = self.draw  # this rank's share of the batch is [self.part] of it
         # With one D step, G's step reuses the batch D just saw (as the textbook loop does):
         # one generator forward pass per step instead of two.
@@ -182,6 +193,28 @@ class Trainer:
             self._acc += torch.stack([loss_d.detach(), loss_g.detach(),
                                       torch.sigmoid(real_logits).mean(),
                                       torch.sigmoid(fake_logits).mean()])
+        self._acc_steps += 1
+        self.step += 1
+
+    def pretrain_step(self) -> None:
+        """One step of MLE pre-training: G alone, by its teacher-forced next-token
+        cross-entropy (``G.nll``) on a real batch; the loss is logged as ``loss_mle``."""
+        idx, _ = self.cond.batch(self.draw, self.gen_data, self.part, self.device)
+        real = self.x.index_select(0, idx)
+        with fast.autocast(self.precision, self.device):
+            loss = self.G.nll(self._noise(), real)
+        self.opt_pre.zero_grad(set_to_none=True)
+        self.scaler_g.scale(loss).backward()
+        if self.world.size > 1:
+            distributed.average_grads(self.G.parameters(), self.world)
+        self.scaler_g.unscale_(self.opt_pre)
+        nn.utils.clip_grad_norm_(self.G.parameters(), PRETRAIN_CLIP)
+        self.scaler_g.step(self.opt_pre)
+        self.scaler_g.update()
+        if self.G_ema is not None:
+            self._update_ema()
+        with torch.no_grad():
+            self._acc[1] += loss.detach()
         self._acc_steps += 1
         self.step += 1
 
@@ -251,7 +284,8 @@ class Trainer:
             while self.step < t.steps:
                 self.train_step()
                 last = self.step == t.steps
-                if self.step % t.log_every == 0 or last:
+                # a log step also ends pre-training, so no record mixes the two phases
+                if self.step % t.log_every == 0 or last or self.step == t.pretrain_steps:
                     record = self._log()
                     if self._rolled_back(record, bar):
                         continue
@@ -364,7 +398,10 @@ class Trainer:
         self._acc.zero_()
         self._acc_steps = 0
         record: dict[str, Any] = {"step": self.step, "time": time.time()}
-        record.update({k: round(v, 6) for k, v in zip(STAT_NAMES, means, strict=True)})
+        if self.step <= self.cfg.train.pretrain_steps:  # D has not trained yet
+            record.update(phase="pretrain", loss_mle=round(means[1], 6))
+        else:
+            record.update({k: round(v, 6) for k, v in zip(STAT_NAMES, means, strict=True)})
         record["steps_per_s"] = round(rate, 2)
         record["images_per_s"] = round(rate * self.cfg.train.batch_size, 1)
         if self.watch.due(self):  # the collapse watch's figures (training/collapse.py)
@@ -374,6 +411,11 @@ class Trainer:
         return record
 
     # -- outputs ------------------------------------------------------------------------------
+
+    @property
+    def pretraining(self) -> bool:
+        """Whether the coming step is one of MLE pre-training (``train.pretrain_steps``)."""
+        return self.step < self.cfg.train.pretrain_steps
 
     @property
     def sampler(self) -> nn.Module:
@@ -426,6 +468,7 @@ class Trainer:
             "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            **({"opt_pre": self.opt_pre.state_dict()} if self.pretraining else {}),
             "rng": {"data": self.gen_data.get_state(), "noise": self.gen_noise.get_state(),
                     "aug": self.gen_aug.get_state()},
             "acc": self._acc, "acc_steps": self._acc_steps,
@@ -441,7 +484,10 @@ class Trainer:
         self.D.load_state_dict(state["D"])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])
-        for opt, key in ((self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
+        opts = [(self.opt_g, "opt_g"), (self.opt_d, "opt_d")]
+        if self.opt_pre is not None and int(state["step"]) < self.cfg.train.pretrain_steps:
+            opts.append((self.opt_pre, "opt_pre"))  # stopped while pre-training
+        for opt, key in opts:
             opt.load_state_dict(state[key])
             fast.match_layout(opt)
         self.gen_data.set_state(state["rng"]["data"])
