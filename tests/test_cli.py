@@ -371,3 +371,12 @@ def test_a_reader_that_goes_away_ends_quietly() -> None:
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141 and err == "", err
+
+
+def test_python_dash_m_gankit_cli_runs_the_command_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "gankit.cli", "presets"], capture_output=True,
+                          text=True, timeout=120, env=ENV)
+    assert done.returncode == 0 and "digits" in done.stdout, done.stderr
+    bad = subprocess.run([sys.executable, "-m", "gankit.cli", "train", "--bogus"],
+                         capture_output=True, text=True, timeout=120, env=ENV)
+    assert bad.returncode == 2 and "--bogus" in bad.stderr

@@ -402,3 +402,7 @@ def _silence_stdout() -> None:
         os.close(null)
     except (OSError, ValueError, AttributeError):  # no real file behind stdout
         pass
+
+
+if __name__ == "__main__":  # python -m gankit.cli, as python -m gankit
+    raise SystemExit(main())
