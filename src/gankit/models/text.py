@@ -5,11 +5,16 @@ sequences."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from ..regularizers import maybe_sn
 from .tabular import gumbel
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
 
 TAU = 0.5  # Gumbel-softmax temperature while training (RelGAN's 1/beta; lower is harder)
 EMBED = 32
@@ -37,7 +42,7 @@ class TextGenerator(nn.Module):
 
     The noise holds ``code_dim`` inputs, then one draw per position and token that becomes its
     Gumbel noise, so a seed fixes a sample. Training emits Gumbel-softmax relaxations at
-    ``tau`` (TAU unless the trainer anneals it, ``gumbel_tau``);
+    ``tau`` (TAU unless annealed, ``anneal``);
     in eval mode each position is the one-hot of argmax(logits / temperature + Gumbel noise)
     (a draw from softmax(logits / temperature); temperature 0: the most likely token). Either
     way the next step reads the hard token.
@@ -79,6 +84,12 @@ class TextGenerator(nn.Module):
             outs.append(alive * y_t + (1.0 - alive) * end)
             alive = alive * (1.0 - y_t[:, :1])
         return torch.stack(outs, 1).flatten(1)
+
+    def anneal(self, step: int, train: TrainConfig) -> None:
+        """Set the Gumbel-softmax temperature of training step ``step`` (``gumbel_tau`` over
+        the adversarial steps when ``train.gumbel_beta_max`` is set; a pure function of the
+        step, so resume is exact)."""
+        self.tau = gumbel_tau(step, train.pretrain_steps, train.steps, train.gumbel_beta_max)
 
     def nll(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The mean next-token cross-entropy (nats per scored token: each character and the

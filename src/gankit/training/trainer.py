@@ -18,7 +18,6 @@ from ..data.base import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
 from ..metrics.goals import GOALS, parse_target
-from ..models.text import gumbel_tau
 from ..recipe import Recipe
 from ..ship.tensorboard import board
 from . import checkpoint, devices, distributed, fast, fused
@@ -94,6 +93,7 @@ class Trainer:
         self.opt_g = fast.adam(self.G.parameters(), t.lr_g, t.betas_g, t.fused_adam)
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
         # MLE pre-training of G (train.pretrain_steps, RelGAN): its own Adam, used only then
+        self._anneal = getattr(self.G, "anneal", None)  # G's per-step schedule, if it has one
         self.opt_pre = (fast.adam(self.G.parameters(), t.pretrain_lr, PRETRAIN_BETAS,
                                   t.fused_adam) if t.pretrain_steps else None)
         self.scaler_g = fast.grad_scaler(self.precision, self.device)
@@ -146,8 +146,8 @@ class Trainer:
             return self.pretrain_step()
         if self._fused is not None:
             return self._fused()
-        if t.gumbel_beta_max > 0:  # a pure function of the step, so resume is exact
-            self.G.tau = gumbel_tau(self.step, t.pretrain_steps, t.steps, t.gumbel_beta_max)
+        if self._anneal is not None:  # a generator with a schedule of its own (text)
+            self._anneal(self.step, t)
         b = self.draw  # this rank's share of the batch is [self.part] of it
         # With one D step, G's step reuses the batch D just saw (as the textbook loop does):
         # one generator forward pass per step instead of two.
