@@ -14,7 +14,7 @@ from gankit.config import Config, resolve
 from gankit.training import checkpoint
 from gankit.training.trainer import Trainer
 
-# fp32 pinned: `auto` (the presets') is bf16 autocast, and the generic step, on bf16 CPUs
+# fp32 pinned: the equality tests compare fp32 steps on every machine
 SMALL = {"batch_size": 16, "threads": 1, "steps": 20, "precision": "fp32"}
 
 
@@ -182,6 +182,28 @@ def test_presets_seed_classic_and_digits_take_the_fused_step() -> None:
     for preset in ("seed", "classic", "digits"):
         cfg = resolve(preset, values={"train": SMALL})
         assert Trainer(cfg, gankit.load_data(cfg.data)).step_kind == "fused"
+
+
+@pytest.mark.parametrize("bf16_cpu", [False, True])
+def test_auto_precision_takes_the_fused_fp32_step_where_it_applies(
+        bf16_cpu: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a CPU with bf16 units, `auto` stays bf16 autocast only where the fused step cannot run.
+    from gankit.training import fast
+
+    monkeypatch.setattr(fast, "cpu_bf16", lambda: bf16_cpu)
+    small = {**SMALL, "precision": "auto"}
+    for preset, values, kind, precision in (
+            ("classic", {}, "fused", "fp32"),
+            ("digits", {}, "fused", "fp32"),
+            ("classic", {"reg": {"r1_gamma": 1.0}}, "generic (an R1 penalty)",
+             "bf16" if bf16_cpu else "fp32"),
+            ("dcgan", {}, "generic (model.family=dcgan)", "bf16" if bf16_cpu else "fp32")):
+        cfg = resolve(preset, values={"train": small, **values})
+        tr = Trainer(cfg, gankit.load_data(cfg.data))
+        assert (tr.step_kind, tr.precision) == (kind, precision), preset
+        if bf16_cpu and precision == "bf16":
+            tr.train_step()
+            assert tr.step == 1
 
 
 def test_the_guard_reads_the_fused_gradients() -> None:

@@ -187,7 +187,9 @@ class TrainConfig:
     lr_decay: float = 0.0  # share of the last steps over which both lrs fall to ~0; 0 = off
     seed: int = 0
     threads: int = 0  # CPU threads for torch; 0 = leave torch's default
-    precision: str = "fp32"  # fp32; bf16 or fp16 (CUDA) autocast; auto: bf16 on bf16 CPUs
+    # fp32; bf16 or fp16 (CUDA) autocast; auto: the fused fp32 step where it applies, else bf16
+    # autocast on CPUs with bf16 units, else fp32
+    precision: str = "fp32"
     device: str = "auto"  # auto (CUDA if available, else CPU), cpu, cuda or cuda:N
     fused_adam: bool = True  # one fused Adam kernel where torch supports it
     reuse_fake: bool = True  # with d_steps = 1, G's step reuses the batch D just scored

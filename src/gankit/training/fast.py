@@ -49,6 +49,8 @@ def cpu_bf16() -> bool:
 def resolve_precision(precision: str, device: str = "cpu") -> str:
     """``auto`` becomes bf16 on a CPU with fast bf16 matrix units, else fp32 (GPUs included).
 
+    The trainer then keeps fp32 where its fused step applies (``trainer.auto_precision``).
+
     On GPUs, measured on an H100 (BENCHMARKS.md, "GPU"): for the shipped presets' networks bf16
     autocast ran at 0.92x and fp16 at 0.78x of fp32, their casts costing more than the tensor
     cores save; large networks should ask for bf16 by name.
