@@ -160,6 +160,16 @@ def test_pretraining_lowers_the_generators_next_token_loss(names: Path) -> None:
     assert all(torch.equal(v, trainer.D.state_dict()[k]) for k, v in d_before.items())
 
 
+def test_the_guards_rate_cut_reaches_pretraining(names: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = cfg_for(names, *PRETRAIN, "train.pretrain_lr=1e-3")
+    trainer = Trainer(cfg, TextKind().load(cfg.data))
+    monkeypatch.setattr(trainer.guard, "lr_scale", lambda: 0.25)
+    lr_g, lr_d = trainer.set_rates()
+    assert lr_g == pytest.approx(cfg.train.lr_g * 0.25)
+    assert trainer.opt_pre.param_groups[0]["lr"] == pytest.approx(2.5e-4)
+
+
 def test_pretraining_is_logged_and_checkpointed(names: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     prepare(cfg_for(names, *PRETRAIN, "train.checkpoint_every=5"), out).fit(progress=False)

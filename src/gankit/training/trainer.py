@@ -248,13 +248,18 @@ class Trainer:
         """Set both optimizers' learning rates for the coming step; returns (lr_g, lr_d).
 
         The configured rates times the schedule (``lr_scale``) times the guard's cut after its
-        rollbacks so far (``Guard.lr_scale``).
+        rollbacks so far (``Guard.lr_scale``). G's pre-training rate, if it has one, takes the
+        guard's cut too (a rollback into pre-training retries it slower).
         """
-        scale = self.lr_scale() * self.guard.lr_scale()
+        cut = self.guard.lr_scale()
+        scale = self.lr_scale() * cut
         rates = (self.cfg.train.lr_g * scale, self.cfg.train.lr_d * scale)
         for opt, lr in zip((self.opt_g, self.opt_d), rates, strict=True):
             for group in opt.param_groups:
                 group["lr"] = lr
+        if self.opt_pre is not None:
+            for group in self.opt_pre.param_groups:
+                group["lr"] = self.cfg.train.pretrain_lr * cut
         return rates
 
     def apply_remedies(self) -> None:
