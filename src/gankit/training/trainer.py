@@ -37,7 +37,6 @@ def derive_seeds(seed: int, n: int) -> list[int]:
     return [int(w) >> 1 for w in words]
 
 
-
 def auto_precision(trainer: Trainer) -> str:
     """``train.precision=auto`` where it resolved to mixed precision: fp32 if the fused step
     trains this config in fp32, else the mixed precision it resolved to.
@@ -50,6 +49,7 @@ def auto_precision(trainer: Trainer) -> str:
     fits = fused.unsupported(trainer) is None
     trainer.precision = mixed
     return "fp32" if fits else mixed
+
 
 class Trainer:
     """Trains a generator against a discriminator on in-memory data, writing to ``run_dir``.
