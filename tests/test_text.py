@@ -165,7 +165,7 @@ def test_the_guards_rate_cut_reaches_pretraining(names: Path,
     cfg = cfg_for(names, *PRETRAIN, "train.pretrain_lr=1e-3")
     trainer = Trainer(cfg, TextKind().load(cfg.data))
     monkeypatch.setattr(trainer.guard, "lr_scale", lambda: 0.25)
-    lr_g, lr_d = trainer.set_rates()
+    lr_g, _ = trainer.set_rates()
     assert lr_g == pytest.approx(cfg.train.lr_g * 0.25)
     assert trainer.opt_pre.param_groups[0]["lr"] == pytest.approx(2.5e-4)
 

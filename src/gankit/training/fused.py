@@ -45,9 +45,11 @@ ADAM_DEFAULTS = {"amsgrad": False, "maximize": False, "weight_decay": 0.0,
                  "capturable": False, "differentiable": False}
 
 
-def unsupported(trainer: Any) -> str | None:
-    """Why the fused step cannot train ``trainer``'s config; None when it can."""
+def unsupported(trainer: Any, precision: str | None = None) -> str | None:
+    """Why the fused step cannot train ``trainer``'s config (at ``precision``, by default the
+    trainer's); None when it can."""
     cfg = trainer.cfg
+    precision = precision or trainer.precision
     m, r, t = cfg.model, trainer.recipe.reg, cfg.train
     reasons = (
         (not t.fused_step, "train.fused_step is off"),
@@ -62,7 +64,7 @@ def unsupported(trainer: Any) -> str | None:
         (r.instance_noise > 0, "instance noise"),
         (r.pack != 1, "packing"),
         (bool(r.augment), "augmentation"),
-        (trainer.precision != "fp32", f"train.precision={trainer.precision}"),
+        (precision != "fp32", f"train.precision={precision}"),
         (trainer.world.size > 1, "several processes"),
         (trainer.device.type != "cpu", f"the {trainer.device.type} device"),
         (not isinstance(trainer.G, MLPGenerator) or not isinstance(trainer.D, MLPDiscriminator),
