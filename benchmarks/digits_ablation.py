@@ -57,6 +57,20 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                                                  "train.lr_decay=0.3"]),
     "digits + no D SN, hinge": ("digits", ["model.d_spectral_norm=false", "loss.name=hinge"]),
     "digits + no D SN, no EMA": ("digits", ["model.d_spectral_norm=false", "train.ema=0.0"]),
+    # third round: aiming at recall and coverage (within-class diversity)
+    "digits + real_label 0.9": ("digits", ["loss.real_label=0.9"]),
+    "digits + latent 32": ("digits", ["model.latent_dim=32"]),
+    "digits + latent 64": ("digits", ["model.latent_dim=64"]),
+    "digits + d_steps 2": ("digits", ["train.d_steps=2"]),
+    "digits + lr_g 1e-4": ("digits", ["train.lr_g=1e-4"]),
+    "digits + batch 64": ("digits", ["train.batch_size=64"]),
+    "digits + leaky 0.1": ("digits", ["model.leaky_slope=0.1"]),
+    "digits + R1 0.1": ("digits", ["reg.r1_gamma=0.1"]),
+    "digits + R1 1": ("digits", ["reg.r1_gamma=1.0"]),
+    "digits + R1 1 every 4": ("digits", ["reg.r1_gamma=1.0", "reg.r1_every=4"]),
+    "digits + instance noise 0.1": ("digits", ["reg.instance_noise=0.1"]),
+    "digits + no EMA": ("digits", ["train.ema=0.0"]),
+    "digits + D SN": ("digits", ["model.d_spectral_norm=true"]),
 }
 KEYS = ("fd", "precision", "recall", "coverage", "classes", "class_kl")
 

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..optim import Adam
+
 DISCRIMINATIVE_ITERATIONS = 2000
 PREDICTIVE_ITERATIONS = 5000
 BATCH = 128
@@ -99,7 +101,7 @@ def _discriminative_score(real: np.ndarray, synthetic: np.ndarray, seed: int = 0
     split_r, split_s = (_split(len(a), rng) for a in (xr, xs))
     with _seeded(seed):
         model = _PostHocGRU(xr.shape[2], hidden_size(xr.shape[2]))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = Adam(model.parameters(), lr=1e-3)
     bce = nn.BCEWithLogitsLoss()
     for _ in range(iterations):
         br = rng.choice(split_r[0], min(BATCH, len(split_r[0])), replace=False)
@@ -148,7 +150,7 @@ def _predictive_score(real: np.ndarray, synthetic: np.ndarray, seed: int = 0,
     in_r, out_r = _predictive_parts(xr)
     with _seeded(seed):
         model = _PostHocGRU(in_s.shape[2], hidden_size(xr.shape[2]))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = Adam(model.parameters(), lr=1e-3)
     steps = torch.arange(in_s.shape[1])
     for _ in range(iterations):
         b = rng.choice(len(xs), min(BATCH, len(xs)), replace=False)
@@ -293,7 +295,7 @@ def _classifier_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nd
     classes = int(max(int(ya.max()), int(np.max(test_y)))) + 1
     with _seeded(seed):
         model = _GRUClassifier(xa.shape[2], CLASSIFIER_HIDDEN, classes)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = Adam(model.parameters(), lr=1e-3)
     for _ in range(iterations):
         b = rng.choice(len(xa), min(BATCH, len(xa)), replace=False)
         loss = nn.functional.cross_entropy(model(xa[b], la[b]), ya[b])

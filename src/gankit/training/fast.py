@@ -8,17 +8,13 @@ from collections.abc import Iterable
 
 import torch
 
+from ..optim import Adam
+
 
 def adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, ...],
-         fused: bool = True) -> torch.optim.Adam:
-    """Adam as one fused kernel where this torch and device support it, else multi-tensor."""
-    params = list(params)
-    if fused:
-        try:
-            return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            pass  # older torch, or a device without a fused Adam
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), foreach=True)
+         fused: bool = True) -> Adam:
+    """Adam as one fused kernel where this torch and device have one, else multi-tensor."""
+    return Adam(params, lr=lr, betas=tuple(betas), fused=fused)
 
 
 def channels_last(x: torch.Tensor, *modules: torch.nn.Module | None) -> torch.Tensor:
@@ -29,7 +25,7 @@ def channels_last(x: torch.Tensor, *modules: torch.nn.Module | None) -> torch.Te
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def match_layout(opt: torch.optim.Optimizer) -> None:
+def match_layout(opt: Adam) -> None:
     """Give each per-parameter optimizer tensor its parameter's memory layout.
 
     Checkpoints store tensors contiguous; restored moments of a channels-last parameter must be

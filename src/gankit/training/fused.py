@@ -34,6 +34,7 @@ from torch import nn
 from ..conditioning import Conditioning, Labels
 from ..losses import LOSSES
 from ..models.mlp import MLPDiscriminator, MLPGenerator
+from ..optim import Adam
 
 ACTIVATIONS = ("leaky_relu", "relu")
 OUTPUTS = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Identity: "linear"}
@@ -116,7 +117,7 @@ class Flat:
     the optimizer's state was replaced, as ``load_state_dict`` does).
     """
 
-    def __init__(self, params: list[nn.Parameter], opt: torch.optim.Adam) -> None:
+    def __init__(self, params: list[nn.Parameter], opt: Adam) -> None:
         self.params = params
         self.opt = opt
         n = sum(p.numel() for p in params)

@@ -15,6 +15,7 @@ from safetensors.torch import save as save_bytes
 from torch import nn
 
 from ...errors import DataError
+from ...optim import Adam
 from .codec import END
 from .lm import next_token, scored
 
@@ -92,7 +93,7 @@ def fit_autoencoder(ids: torch.Tensor, vocab: int, steps: int, seed: int = 0,
         torch.manual_seed(seed)
         ae = TextAutoencoder(vocab, code_dim, hidden)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(ae.parameters(), lr=lr)
+    opt = Adam(ae.parameters(), lr=lr)
     mask = scored(ids)
     for _ in range(steps):
         idx = torch.randint(len(ids), (batch,), generator=gen)

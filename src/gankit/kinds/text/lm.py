@@ -10,6 +10,7 @@ import time
 import torch
 from torch import nn
 
+from ...optim import Adam
 from .codec import END
 
 EMBED = 32
@@ -63,7 +64,7 @@ def fit_lm(ids: torch.Tensor, vocab: int, steps: int, seed: int = 0, hidden: int
         torch.manual_seed(seed)
         model = CharLM(vocab, hidden)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = Adam(model.parameters(), lr=lr)
     mask = scored(ids)
     start = time.perf_counter()
     step = 0
