@@ -129,7 +129,10 @@ def run_one(case: tuple, seed: int, extra: list[str]) -> dict[str, Any]:
     except DivergedError:
         status = "stopped (exit 3)"
     seconds = time.perf_counter() - t0
-    events = [r for r in runlog.read(out / "metrics.jsonl") if "event" in r]
+    log = list(runlog.read(out / "metrics.jsonl"))
+    events = [r for r in log if "event" in r]
+    watched = [[r["step"], r["diversity"], r["duplicates"], r["modes_seen"], r.get("realism")]
+               for r in log if "diversity" in r]
     first = next((e["step"] for e in events if e.get("reason") == "mode_collapse"), None)
     onset = None  # judged steps until the first event (a rollback replays steps)
     for step, have, low in reversed(judged):
@@ -141,7 +144,8 @@ def run_one(case: tuple, seed: int, extra: list[str]) -> dict[str, Any]:
             "rollbacks": sum(1 for e in events if e.get("action") == "rollback"),
             "remedies": [e.get("remedy") for e in events if e.get("remedy")],
             "final": final[0], "collapsed_at_end": final[0] <= final[1],
-            "seconds": round(seconds, 1), "steps": trainer.step}
+            "seconds": round(seconds, 1), "steps": trainer.step,
+            "watch": watched}  # step, diversity, duplicates, modes seen, realism
 
 
 def med(values: list[int]) -> str:

@@ -249,6 +249,10 @@ class GuardConfig:
     diversity_min: float = 0.05  # mean pairwise distance over the real batch's, at least
     duplicates_max: float = 0.95  # share of near-duplicate samples, at most
     modes_min: float = 0.15  # share of the real batch's classes (or clusters) covered, at least
+    realism_min: float = 0.1  # share of samples within a real sample's neighbourhood, at least
+    # After a mode-collapse remedy the run must win its modes back: from diversity_after steps
+    # past the rollback on, covering fewer than this share of the real modes is a collapse too.
+    recovered_min: float = 0.8
     diversity_after: int = 500  # no verdict before this step (a fresh generator draws blobs)
     diversity_checks: int = 2  # consecutive failing measurements that make a mode collapse
     # What a rollback for a mode collapse changes, the i-th entry at the i-th such rollback (the
@@ -584,7 +588,7 @@ def _validate_guard(g: GuardConfig) -> None:
              f"guard.diversity_every must be in 0..1e9 (0 = never), got {g.diversity_every}")
     _require(10 <= g.diversity_num <= 10_000,
              f"guard.diversity_num must be in 10..10000, got {g.diversity_num}")
-    for key in ("diversity_min", "duplicates_max", "modes_min"):
+    for key in ("diversity_min", "duplicates_max", "modes_min", "realism_min", "recovered_min"):
         value = getattr(g, key)
         _require(0.0 <= value <= 1.0, f"guard.{key} must be in [0, 1], got {value}")
     _require(0 <= g.diversity_after <= 10**9,

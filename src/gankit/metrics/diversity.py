@@ -9,7 +9,11 @@ real batch of the same size:
   real batch's median nearest-neighbour distance (near-copies of each other);
 - ``modes_seen``: how many classes (a classifier's, a mixture's modes, or k-means clusters of the
   real features) get at least a tenth of their fair share of the batch, beside ``modes_real``,
-  the same count for the real batch.
+  the same count for the real batch;
+- ``realism``: the share of samples that lie within some real sample's distance to its
+  ``REALISM_K``-th nearest real neighbour (the precision of Kynkaanniemi et al. 2019 on these
+  features): near 1 for data-like samples, near 0 for samples spread away from the data, which a
+  spread can hide.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..clusters import assign, kmeans
 from .classes import class_histogram
 
 DUPLICATE_FRACTION = 0.1  # a near-duplicate is closer than this share of real NN distances
+REALISM_K = 3  # the real neighbourhoods of ``realism``: to the 3rd nearest other real sample
 
 
 def _as_array(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -30,11 +35,12 @@ def _as_array(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return a.reshape(len(a), -1).astype(np.float64, copy=False)
 
 
-def pairwise_distances(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Euclidean distances (N, N) between the rows of ``x`` (flattened)."""
+def pairwise_distances(x: torch.Tensor | np.ndarray,
+                       y: torch.Tensor | np.ndarray | None = None) -> np.ndarray:
+    """Euclidean distances (N, M) between the rows of ``x`` and of ``y`` (default ``x``)."""
     a = _as_array(x)
-    sq = (a * a).sum(1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (a @ a.T)
+    b = a if y is None else _as_array(y)
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
     return np.sqrt(np.maximum(d2, 0.0))
 
 
@@ -60,15 +66,23 @@ class DiversityReference:
     modes: int  # classes the real batch covers
     num_classes: int
     centroids: np.ndarray | None = None  # k-means centres where the classes are clusters
+    features: np.ndarray | None = None  # the real batch's features (N, F), for ``realism``
+    radii: np.ndarray | None = None  # each real sample's distance to its REALISM_K-th neighbour
 
 
 def diversity_reference(features: torch.Tensor | np.ndarray, classes: np.ndarray | None = None,
-                        num_classes: int = 0, clusters: int = 10,
-                        seed: int = 0) -> DiversityReference:
+                        num_classes: int = 0, clusters: int = 10, seed: int = 0,
+                        realism: bool = True) -> DiversityReference:
     """The reference of a real batch's ``features``; without ``classes``, they are ``clusters``
-    k-means clusters of the features (seeded)."""
+    k-means clusters of the features (seeded). With ``realism``, it keeps what ``realism``
+    needs (the features and their neighbourhoods)."""
     feats = _as_array(features)
-    mean, nearest = spread(pairwise_distances(feats))
+    distances = pairwise_distances(feats)
+    mean, nearest = spread(distances)
+    radii = None
+    if realism:
+        k = min(REALISM_K, len(feats) - 1)
+        radii = np.sort(distances, axis=1)[:, k] if k > 0 else np.zeros(len(feats))
     centroids = None
     if classes is None:
         k = max(1, min(clusters, len(feats) // 10))
@@ -76,13 +90,15 @@ def diversity_reference(features: torch.Tensor | np.ndarray, classes: np.ndarray
         classes, num_classes, centroids = labels.numpy(), k, c.double().numpy()
     return DiversityReference(spread=mean, nearest=float(np.median(nearest)),
                               modes=covered(classes, num_classes), num_classes=num_classes,
-                              centroids=centroids)
+                              centroids=centroids, features=feats if realism else None,
+                              radii=radii)
 
 
 def diversity_scores(features: torch.Tensor | np.ndarray, ref: DiversityReference,
                      classes: np.ndarray | None = None) -> dict[str, float]:
-    """``diversity``, ``duplicates``, ``modes_seen`` and ``modes_real`` of a generated batch (see
-    the module's docstring); ``classes`` are needed where ``ref`` has no centroids."""
+    """``diversity``, ``duplicates``, ``modes_seen``, ``modes_real`` and (where ``ref`` keeps its
+    real features) ``realism`` of a generated batch (see the module's docstring); ``classes``
+    are needed where ``ref`` has no centroids."""
     feats = _as_array(features)
     mean, nearest = spread(pairwise_distances(feats))
     if ref.centroids is not None:
@@ -91,5 +107,9 @@ def diversity_scores(features: torch.Tensor | np.ndarray, ref: DiversityReferenc
     if classes is None:
         raise ValueError("classes are needed: the reference has no clusters")
     dup = float((nearest < DUPLICATE_FRACTION * ref.nearest).mean()) if ref.nearest > 0 else 0.0
-    return {"diversity": mean / ref.spread if ref.spread > 0 else 0.0, "duplicates": dup,
-            "modes_seen": covered(classes, ref.num_classes), "modes_real": ref.modes}
+    scores = {"diversity": mean / ref.spread if ref.spread > 0 else 0.0, "duplicates": dup,
+              "modes_seen": covered(classes, ref.num_classes), "modes_real": ref.modes}
+    if ref.features is not None and ref.radii is not None:
+        near = pairwise_distances(feats, ref.features) <= ref.radii[None, :]
+        scores["realism"] = float(near.any(1).mean())
+    return scores

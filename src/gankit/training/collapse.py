@@ -52,7 +52,7 @@ class CollapseWatch:
             real = trainer.x.index_select(0, self._real_idx.to(trainer.x.device)).float().cpu()
             feats, classes = self._features(real)
             self._ref = diversity_reference(feats, classes, self._features.num_classes,
-                                            seed=self._seed)
+                                            seed=self._seed, realism=self._features.realism)
         return self._ref
 
     def __call__(self, trainer: Trainer) -> dict[str, float]:

@@ -8,9 +8,11 @@ per log step, none per training step):
   norm of G or D above ``grad_norm_max``;
 - ``collapse``: D(x) >= 1 - margin while D(G(z)) <= margin, for ``collapse_steps`` steps;
 - ``mode_collapse``: the collapse watch's figures (``training/collapse.py``) out of bounds
-  (diversity below ``diversity_min``, near-duplicates above ``duplicates_max`` or classes covered
-  below ``modes_min`` of the real batch's) at ``diversity_checks`` measurements in a row, from
-  step ``diversity_after`` on.
+  (diversity below ``diversity_min``, near-duplicates above ``duplicates_max``, classes covered
+  below ``modes_min`` of the real batch's, or fewer than ``realism_min`` of the samples near the
+  real data) at ``diversity_checks`` measurements in a row, from step ``diversity_after`` on;
+  after a remedy, from ``diversity_after`` steps past its rollback on, covering fewer than
+  ``recovered_min`` of the real modes counts too (a remedied run must win its modes back).
 
 On detection the trainer is rolled back to the newest checkpoint from before the trouble (for a
 mode collapse: from the last measurement within bounds, or the oldest state there is when none
@@ -18,7 +20,8 @@ was), or to the state at the start of ``fit`` when there is none. After a diverg
 learning rates are multiplied by ``lr_factor`` and the penalty weights by ``penalty_factor``;
 after a mode collapse the next of ``remedies`` is applied (``r1``: an R1 penalty, or a stronger
 one; ``lr``: the rates times ``collapse_lr_factor``; ``noise``: instance noise that fades out
-over ``reg.noise_steps`` from then). Training goes on; after ``max_retries`` rollbacks it
+over ``reg.noise_steps`` from then): rate cuts add up, while a penalty holds only until the next
+rollback (one that did not cure is taken back). Training goes on; after ``max_retries`` rollbacks it
 stops with DivergedError. With no remedies a mode collapse is only warned about. Each event goes
 to metrics.jsonl with an ``event`` key.
 """
@@ -118,7 +121,9 @@ class Guard:
         """(``base`` reg config with the remedies so far applied, the step instance noise
         fades from)."""
         reg, noise_from = base, 0
-        for remedy, step in self.remedies:
+        # A penalty that did not cure is taken back: only the newest remedy's penalty holds
+        # (rate cuts hold on, see ``lr_scale``).
+        for remedy, step in self.remedies[-1:]:
             if remedy == "noise":
                 reg = dataclasses.replace(reg, instance_noise=max(reg.instance_noise, 0.1))
                 noise_from = step
@@ -175,6 +180,14 @@ class Guard:
             low.append(f"duplicates {record['duplicates']:.3g} > {g.duplicates_max:g}")
         if record["modes_real"] and record["modes_seen"] < g.modes_min * record["modes_real"]:
             low.append(f"{record['modes_seen']} of {record['modes_real']} modes")
+        if record.get("realism", 1.0) < g.realism_min:
+            low.append(f"realism {record['realism']:.3g} < {g.realism_min:g}")
+        if self.remedies and record["modes_real"] \
+                and trainer.step >= self.remedies[-1][1] + g.diversity_after \
+                and record["modes_seen"] < g.recovered_min * record["modes_real"] \
+                and not any("modes" in x for x in low):
+            low.append(f"{record['modes_seen']} of {record['modes_real']} modes after "
+                       f"{self.remedies[-1][0]}")
         if not low and trainer.step >= g.diversity_after:  # warm-up figures prove nothing
             self.healthy = trainer.step
         if not low or trainer.step < g.diversity_after:
