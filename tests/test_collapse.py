@@ -132,6 +132,20 @@ def test_verdict_needs_consecutive_failures_after_the_warm_up() -> None:
     assert verdicts(g, [(200, 0.1, 0.9, 2)])[0] is None
 
 
+def test_a_remedied_run_must_win_its_modes_back() -> None:
+    """After a remedy (rolled back to step 200), partial coverage that a healthy run may pass
+    through is a collapse once the remedy has had recovery_steps."""
+    g = Guard(GuardConfig(diversity_after=500, diversity_checks=2, recovered_min=0.8,
+                          recovery_steps=500))
+    g.remedies = [("lr", 200)]
+    v = verdicts(g, [(500, 0.6, 0.0, 5), (600, 0.6, 0.0, 5),  # the remedy's own warm-up
+                     (700, 0.6, 0.0, 8), (800, 0.6, 0.0, 6), (900, 0.6, 0.0, 7)])
+    assert v[:4] == [None] * 4
+    assert v[4] == "7 of 10 modes after lr since step 800"
+    fresh = Guard(GuardConfig(diversity_after=500, diversity_checks=2))  # never remedied
+    assert verdicts(fresh, [(800, 0.6, 0.0, 6), (900, 0.6, 0.0, 7)]) == [None, None]
+
+
 def test_guard_state_keeps_stretches_and_remedies() -> None:
     g = Guard(GuardConfig())
     g.mode_since, g.mode_fails, g.retries, g.remedies = 700, 1, 3, [("noise", 400)]

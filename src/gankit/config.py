@@ -250,18 +250,21 @@ class GuardConfig:
     duplicates_max: float = 0.95  # share of near-duplicate samples, at most
     modes_min: float = 0.15  # share of the real batch's classes (or clusters) covered, at least
     realism_min: float = 0.1  # share of samples within a real sample's neighbourhood, at least
-    # After a mode-collapse remedy the run must win its modes back: from diversity_after steps
-    # past the rollback on, covering fewer than this share of the real modes is a collapse too.
+    # After a mode-collapse remedy the run must win its modes back: from recovery_steps past
+    # the rollback on, covering fewer than recovered_min of the real modes is a collapse too
+    # (a healthy classic run, started afresh, has all 10 digits by about step 1,000).
     recovered_min: float = 0.8
+    recovery_steps: int = 1000
     diversity_after: int = 500  # no verdict before this step (a fresh generator draws blobs)
     diversity_checks: int = 2  # consecutive failing measurements that make a mode collapse
     # What a rollback for a mode collapse changes, the i-th entry at the i-th such rollback (the
     # last repeats): r1 (an R1 penalty, gamma 10, or the configured one times penalty_factor),
     # lr (both rates times collapse_lr_factor), noise (instance noise 0.1, fading over
-    # reg.noise_steps). Empty: warn only, never roll back. The default is chosen by measurement
-    # (BENCHMARKS.md, "Mode collapse while training"): R1 brought the textbook model back on
-    # 10 of 10 seeds, rate cuts of 0.5 did not help lr 0.5 and cuts of 0.1 only partly,
-    # instance noise helped none.
+    # reg.noise_steps). Rate cuts add up; a penalty holds until the next rollback. Empty: warn
+    # only, never roll back. The default is chosen by measurement (BENCHMARKS.md, "Mode collapse
+    # while training"): R1 brought the textbook model back on 10 of 10 seeds, rate cuts of 0.5
+    # did not help lr 0.5 and cuts of 0.1 only partly, instance noise helped none; with R1
+    # taken back, the cut after it brought ring8 at lr 0.1 back (R1 kept on spread it off).
     remedies: tuple[str, ...] = ("r1", "lr", "lr")
     collapse_lr_factor: float = 0.1  # the lr remedy's factor on both learning rates
 
@@ -591,6 +594,8 @@ def _validate_guard(g: GuardConfig) -> None:
     for key in ("diversity_min", "duplicates_max", "modes_min", "realism_min", "recovered_min"):
         value = getattr(g, key)
         _require(0.0 <= value <= 1.0, f"guard.{key} must be in [0, 1], got {value}")
+    _require(0 <= g.recovery_steps <= 10**9,
+             f"guard.recovery_steps must be in 0..1e9, got {g.recovery_steps}")
     _require(0 <= g.diversity_after <= 10**9,
              f"guard.diversity_after must be in 0..1e9, got {g.diversity_after}")
     _require(1 <= g.diversity_checks <= 1000,

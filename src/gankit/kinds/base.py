@@ -53,9 +53,9 @@ class Features:
         return x.reshape(len(x), -1).float(), None
 
     num_classes = 0  # how many classes ``__call__`` can give; 0 = none
-    # Whether ``metrics.diversity``'s ``realism`` (share of samples near the real data) means
-    # something in these features: it does where they are the data's own values.
-    realism = True
+    # Whether the watch judges ``metrics.diversity``'s ``realism`` (share of samples near the
+    # real data) in these features: only where measured to tell a collapse (2-D mixtures).
+    realism = False
 
 
 class Kind:

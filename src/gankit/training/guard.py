@@ -11,7 +11,7 @@ per log step, none per training step):
   (diversity below ``diversity_min``, near-duplicates above ``duplicates_max``, classes covered
   below ``modes_min`` of the real batch's, or fewer than ``realism_min`` of the samples near the
   real data) at ``diversity_checks`` measurements in a row, from step ``diversity_after`` on;
-  after a remedy, from ``diversity_after`` steps past its rollback on, covering fewer than
+  after a remedy, from ``recovery_steps`` past its rollback on, covering fewer than
   ``recovered_min`` of the real modes counts too (a remedied run must win its modes back).
 
 On detection the trainer is rolled back to the newest checkpoint from before the trouble (for a
@@ -183,7 +183,7 @@ class Guard:
         if record.get("realism", 1.0) < g.realism_min:
             low.append(f"realism {record['realism']:.3g} < {g.realism_min:g}")
         if self.remedies and record["modes_real"] \
-                and trainer.step >= self.remedies[-1][1] + g.diversity_after \
+                and trainer.step >= self.remedies[-1][1] + g.recovery_steps \
                 and record["modes_seen"] < g.recovered_min * record["modes_real"] \
                 and not any("modes" in x for x in low):
             low.append(f"{record['modes_seen']} of {record['modes_real']} modes after "
