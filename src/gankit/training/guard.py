@@ -9,8 +9,8 @@ per log step, none per training step):
 - ``collapse``: D(x) >= 1 - margin while D(G(z)) <= margin, for ``collapse_steps`` steps;
 - ``mode_collapse``: the collapse watch's figures (``training/collapse.py``) out of bounds
   (diversity below ``diversity_min``, near-duplicates above ``duplicates_max``, classes covered
-  below ``modes_min`` of the real batch's, or fewer than ``realism_min`` of the samples near the
-  real data) at ``diversity_checks`` measurements in a row, from step ``diversity_after`` on;
+  below ``modes_min`` of the real batch's, or, from step ``realism_after`` on and where the kind
+  judges it, fewer than ``realism_min`` of the samples near the real data) at ``diversity_checks`` measurements in a row, from step ``diversity_after`` on;
   after a remedy, from ``recovery_steps`` past its rollback on, covering fewer than
   ``recovered_min`` of the real modes counts too (a remedied run must win its modes back).
 
@@ -180,7 +180,7 @@ class Guard:
             low.append(f"duplicates {record['duplicates']:.3g} > {g.duplicates_max:g}")
         if record["modes_real"] and record["modes_seen"] < g.modes_min * record["modes_real"]:
             low.append(f"{record['modes_seen']} of {record['modes_real']} modes")
-        if record.get("realism", 1.0) < g.realism_min:
+        if trainer.step >= g.realism_after and record.get("realism", 1.0) < g.realism_min:
             low.append(f"realism {record['realism']:.3g} < {g.realism_min:g}")
         if self.remedies and record["modes_real"] \
                 and trainer.step >= self.remedies[-1][1] + g.recovery_steps \
