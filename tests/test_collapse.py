@@ -145,6 +145,23 @@ def test_a_remedied_run_must_win_its_modes_back() -> None:
     assert verdicts(fresh, [(800, 0.6, 0.0, 6), (900, 0.6, 0.0, 7)]) == [None, None]
 
 
+def test_realism_is_judged_late_and_only_judged_figures_are_healthy() -> None:
+    g = Guard(GuardConfig(diversity_after=500, diversity_checks=2, realism_after=1500,
+                          realism_min=0.1))
+
+    def check(step: int, realism: float) -> str | None:
+        record = {"diversity": 0.9, "duplicates": 0.0, "modes_seen": 8, "modes_real": 8,
+                  "realism": realism}
+        return g.check_diversity(SimpleNamespace(step=step), record)
+
+    assert [check(s, 0.02) for s in (600, 700, 1400)] == [None] * 3
+    assert g.healthy is None  # spread-out samples would have passed as healthy here
+    assert check(1500, 0.5) is None and g.healthy == 1500
+    assert check(1600, 0.03) is None
+    assert check(1700, 0.02) == "realism 0.02 < 0.1 since step 1600"
+    assert g.healthy == 1500
+
+
 def test_guard_state_keeps_stretches_and_remedies() -> None:
     g = Guard(GuardConfig())
     g.mode_since, g.mode_fails, g.retries, g.remedies = 700, 1, 3, [("noise", 400)]

@@ -188,7 +188,12 @@ class Guard:
                 and not any("modes" in x for x in low):
             low.append(f"{record['modes_seen']} of {record['modes_real']} modes after "
                        f"{self.remedies[-1][0]}")
-        if not low and trainer.step >= g.diversity_after:  # warm-up figures prove nothing
+        # warm-up figures prove nothing, nor do figures not yet judged on everything (realism,
+        # a remedy's recovery)
+        judged = trainer.step >= g.diversity_after and (
+            "realism" not in record or trainer.step >= g.realism_after) and (
+            not self.remedies or trainer.step >= self.remedies[-1][1] + g.recovery_steps)
+        if not low and judged:
             self.healthy = trainer.step
         if not low or trainer.step < g.diversity_after:
             self.mode_since, self.mode_fails = None, 0
