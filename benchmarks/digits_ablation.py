@@ -69,6 +69,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "digits + R1 1": ("digits", ["reg.r1_gamma=1.0"]),
     "digits + R1 1 every 4": ("digits", ["reg.r1_gamma=1.0", "reg.r1_every=4"]),
     "digits + R1 1 every 16": ("digits", ["reg.r1_gamma=1.0", "reg.r1_every=16"]),
+    "digits + R1 0.3 every 4": ("digits", ["reg.r1_gamma=0.3", "reg.r1_every=4"]),
+    "digits + R1 1 every 8": ("digits", ["reg.r1_gamma=1.0", "reg.r1_every=8"]),
     "digits + R1 3": ("digits", ["reg.r1_gamma=3.0"]),
     "digits + R1 3 every 4": ("digits", ["reg.r1_gamma=3.0", "reg.r1_every=4"]),
     "digits + R1 10 every 4": ("digits", ["reg.r1_gamma=10.0", "reg.r1_every=4"]),

@@ -74,6 +74,9 @@ CASES = {
     # spectral norm on D's layers and on its class embedding
     "conditional-sn": config("classic", model={"conditional": True}),
     "clusters": config("mixture", data={"source": "ring8"}, batch_size=64),  # self-conditioned
+    # R1 on every other step (lazily weighted), on labelled and unlabelled D without SN
+    "digits-r1": config("digits", reg={"r1_gamma": 1.0, "r1_every": 2}),
+    "seed-r1": config("seed", reg={"r1_gamma": 10.0}),
 }
 
 
@@ -159,7 +162,7 @@ def _tensors(state: Any) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("preset, values, reason", [
     ("classic", {"reg": {"gp_weight": 1.0}}, "a gradient penalty"),
-    ("classic", {"reg": {"r1_gamma": 1.0}}, "an R1 penalty"),
+    ("classic", {"reg": {"r1_gamma": 1.0}}, "an R1 penalty with spectral norm in D"),
     ("classic", {"reg": {"pack": 2}}, "packing"),
     ("classic", {"reg": {"instance_noise": 0.1}}, "instance noise"),
     ("classic", {"model": {"d_output": "sigmoid"}}, "model.d_output=sigmoid"),
@@ -195,7 +198,8 @@ def test_auto_precision_takes_the_fused_fp32_step_where_it_applies(
     for preset, values, kind, precision in (
             ("classic", {}, "fused", "fp32"),
             ("digits", {}, "fused", "fp32"),
-            ("classic", {"reg": {"r1_gamma": 1.0}}, "generic (an R1 penalty)",
+            ("classic", {"reg": {"r1_gamma": 1.0}},
+             "generic (an R1 penalty with spectral norm in D)",
              "bf16" if bf16_cpu else "fp32"),
             ("dcgan", {}, "generic (model.family=dcgan)", "bf16" if bf16_cpu else "fp32")):
         cfg = resolve(preset, values={"train": small, **values})

@@ -18,7 +18,8 @@ and its rows' gradients scattered back, and D's projection term <embed(y), h> is
 logits in the forward pass and to the last hidden layer's gradient in the backward pass. Where a
 config needs something this step does not do (penalties, packing, augmentation, a table's
 condition vectors, other families, mixed precision, several processes...), ``build`` returns
-None with the reason and the generic step runs.
+None with the reason and the generic step runs. R1 is the one penalty it takes: on its steps,
+autograd over D's module (whose weights are the flat buffer's) adds its gradients.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..conditioning import Conditioning, Labels
 from ..losses import LOSSES
 from ..models.mlp import MLPDiscriminator, MLPGenerator
 from ..optim import Adam
+from ..regularizers import r1_penalty
 
 ACTIVATIONS = ("leaky_relu", "relu")
 OUTPUTS = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Identity: "linear"}
@@ -61,7 +63,8 @@ def unsupported(trainer: Any, precision: str | None = None) -> str | None:
         (m.d_output != "linear", f"model.d_output={m.d_output}"),
         (cfg.loss.name not in FUSED_LOSSES, f"loss.name={cfg.loss.name}"),
         (r.gp_weight > 0, "a gradient penalty"),
-        (r.r1_gamma > 0, "an R1 penalty"),
+        (r.r1_gamma > 0 and any(_spectral_norm(q) is not None for q in trainer.D.modules()),
+         "an R1 penalty with spectral norm in D"),
         (r.instance_noise > 0, "instance noise"),
         (r.pack != 1, "packing"),
         (bool(r.augment), "augmentation"),
@@ -462,6 +465,22 @@ class FusedStep:
                     else self.labelled.d_backward(g, self.d.inputs[-1], y, weights))
         return self.d.backward(g, weights=weights, inputs=not weights, g_hidden=g_hidden)
 
+    def _r1(self, real: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """R1's term of D's loss on ``real`` (as the generic step weighs it), its gradients
+        added to D's flat gradient: autograd over the module, whose weights are the flat
+        buffer's (a double backward through a few small layers, every ``reg.r1_every`` steps)."""
+        tr = self.trainer
+        r = tr.recipe.reg
+        params = self.flat_d.params
+        with torch.enable_grad():
+            penalty = r1_penalty(lambda v: tr.recipe.score(tr.D, v, y), real)
+            term = tr.recipe.penalty_scale * 0.5 * r.r1_gamma * r.r1_every * penalty
+            grads = torch.autograd.grad(term, params, allow_unused=True)
+        for (lo, hi), grad in zip(self.flat_d.spans, grads, strict=True):
+            if grad is not None:
+                self.flat_d.grad[lo:hi] += grad.reshape(-1)
+        return term.detach()
+
     @torch.no_grad()
     def __call__(self) -> None:
         """Train one step, as ``Trainer.train_step`` does."""
@@ -482,6 +501,9 @@ class FusedStep:
             p = torch.sigmoid(logits)
             loss_d, g_logits = self.loss.d(logits, p)
             self.discriminator_backward(g_logits, y2, weights=True)
+            r = tr.recipe.reg
+            if r.r1_gamma > 0 and tr.step % r.r1_every == 0:
+                loss_d = loss_d + self._r1(both[:b], y)
             self.flat_d.adam()
         d_stats = p.view(2, b).mean(1)
 

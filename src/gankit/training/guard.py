@@ -10,7 +10,8 @@ per log step, none per training step):
 - ``mode_collapse``: the collapse watch's figures (``training/collapse.py``) out of bounds
   (diversity below ``diversity_min``, near-duplicates above ``duplicates_max``, classes covered
   below ``modes_min`` of the real batch's, or, from step ``realism_after`` on and where the kind
-  judges it, fewer than ``realism_min`` of the samples near the real data) at ``diversity_checks`` measurements in a row, from step ``diversity_after`` on;
+  judges it, fewer than ``realism_min`` of the samples near the real data) at
+  ``diversity_checks`` measurements in a row, from step ``diversity_after`` on;
   after a remedy, from ``recovery_steps`` past its rollback on, covering fewer than
   ``recovered_min`` of the real modes counts too (a remedied run must win its modes back).
 
