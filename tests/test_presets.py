@@ -136,11 +136,11 @@ def test_conditional_model_makes_the_asked_class(tmp_path: Path) -> None:
 
 
 def test_default_digits_recipe_quality(tmp_path: Path) -> None:
-    """`gankit train`'s recipe for the built-in digits, cut from 4,500 to 1,200 steps (seconds on
-    one core), still makes every digit on demand and good digits. Calibrated on seeds 0 and 1:
-    FD 12.0 / 12.9, precision 0.53 / 0.45, 10 classes, class KL 0.006 / 0.001, the asked class
-    97% / 100% (1,000 samples); the unconditional `classic` recipe is at FD 30, 7 classes, KL
-    0.57 after 1,000 steps."""
+    """`gankit train`'s recipe for the built-in digits, cut from 6,000 to 1,200 steps (seconds on
+    one core), still makes every digit on demand and good digits. Calibrated on seeds 0 and 1
+    (with R1, 2026-12-03): FD 7.3 / 8.7, precision 0.59 / 0.80, 10 classes, class KL 0.012 /
+    0.002, the asked class 89% / 97% (1,000 samples); the unconditional `classic` recipe is at FD
+    30, 7 classes, KL 0.57 after 1,000 steps, and the default without R1 was at FD 12.0 / 12.9."""
     from gankit.evaluation import evaluate_source
 
     cfg = resolve(values={"train": {"steps": 1200, "seed": 0, "log_every": 1200,
@@ -149,5 +149,5 @@ def test_default_digits_recipe_quality(tmp_path: Path) -> None:
     gankit.train(cfg, out=tmp_path / "run", progress=False)
     scores = evaluate_source(tmp_path / "run", num=1000)
     assert scores["classes"] == 10 and scores["class_kl"] <= 0.02, scores
-    assert scores["fd"] <= 18.0 and scores["precision"] >= 0.35, scores
-    assert scores["class_hit"] >= 0.9, scores
+    assert scores["fd"] <= 11.0 and scores["precision"] >= 0.45, scores
+    assert scores["class_hit"] >= 0.8, scores
