@@ -63,7 +63,7 @@ def test_resolve_without_arguments_uses_the_digits_default() -> None:
     assert cfg.preset == "digits" and cfg.data.source == "digits"
     assert cfg == resolve("digits")
     assert cfg.model.output == "tanh" and cfg.model.d_spectral_norm is False
-    assert cfg.model.conditional and cfg.train.steps == 4500
+    assert cfg.model.conditional and cfg.train.steps == 6000
     assert cfg.train.ema > 0
 
 
