@@ -179,21 +179,18 @@ class Guard:
             low.append(f"diversity {record['diversity']:.3g} < {g.diversity_min:g}")
         if record["duplicates"] > g.duplicates_max:
             low.append(f"duplicates {record['duplicates']:.3g} > {g.duplicates_max:g}")
-        if record["modes_real"] and record["modes_seen"] < g.modes_min * record["modes_real"]:
-            low.append(f"{record['modes_seen']} of {record['modes_real']} modes")
+        seen, real = record["modes_seen"], record["modes_real"]
+        recovering = bool(self.remedies) and trainer.step < self.remedies[-1][1] + g.recovery_steps
+        if real and seen < g.modes_min * real:
+            low.append(f"{seen} of {real} modes")
+        elif real and self.remedies and not recovering and seen < g.recovered_min * real:
+            low.append(f"{seen} of {real} modes after {self.remedies[-1][0]}")
         if trainer.step >= g.realism_after and record.get("realism", 1.0) < g.realism_min:
             low.append(f"realism {record['realism']:.3g} < {g.realism_min:g}")
-        if self.remedies and record["modes_real"] \
-                and trainer.step >= self.remedies[-1][1] + g.recovery_steps \
-                and record["modes_seen"] < g.recovered_min * record["modes_real"] \
-                and not any("modes" in x for x in low):
-            low.append(f"{record['modes_seen']} of {record['modes_real']} modes after "
-                       f"{self.remedies[-1][0]}")
         # warm-up figures prove nothing, nor do figures not yet judged on everything (realism,
         # a remedy's recovery)
-        judged = trainer.step >= g.diversity_after and (
-            "realism" not in record or trainer.step >= g.realism_after) and (
-            not self.remedies or trainer.step >= self.remedies[-1][1] + g.recovery_steps)
+        judged = trainer.step >= g.diversity_after and not recovering and (
+            "realism" not in record or trainer.step >= g.realism_after)
         if not low and judged:
             self.healthy = trainer.step
         if not low or trainer.step < g.diversity_after:
