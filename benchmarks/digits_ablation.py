@@ -75,6 +75,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "digits + R1 3 every 4": ("digits", ["reg.r1_gamma=3.0", "reg.r1_every=4"]),
     "digits + R1 10 every 4": ("digits", ["reg.r1_gamma=10.0", "reg.r1_every=4"]),
     "digits + generic step": ("digits", ["train.fused_step=false"]),
+    # fourth round, on the default with R1 (2026-12-03)
+    "digits + lr_decay 0.3": ("digits", ["train.lr_decay=0.3"]),
+    "digits + lr_decay 0.5": ("digits", ["train.lr_decay=0.5"]),
+    "digits + lr 3e-4": ("digits", ["train.lr_g=3e-4", "train.lr_d=3e-4"]),
+    "digits + lr_d 3e-4": ("digits", ["train.lr_d=3e-4"]),
     "digits + instance noise 0.1": ("digits", ["reg.instance_noise=0.1"]),
     "digits + no EMA": ("digits", ["train.ema=0.0"]),
     "digits + D SN": ("digits", ["model.d_spectral_norm=true"]),
