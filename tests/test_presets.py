@@ -136,18 +136,20 @@ def test_conditional_model_makes_the_asked_class(tmp_path: Path) -> None:
 
 
 def test_default_digits_recipe_quality(tmp_path: Path) -> None:
-    """`gankit train`'s recipe for the built-in digits, cut from 6,000 to 1,200 steps (seconds on
-    one core), still makes every digit on demand and good digits. Calibrated on seeds 0 and 1
-    (with R1, 2026-12-03): FD 7.3 / 8.7, precision 0.59 / 0.80, 10 classes, class KL 0.012 /
-    0.002, the asked class 89% / 97% (1,000 samples); the unconditional `classic` recipe is at FD
-    30, 7 classes, KL 0.57 after 1,000 steps, and the default without R1 was at FD 12.0 / 12.9."""
+    """`gankit train`'s recipe for the built-in digits, cut from 6,000 to 2,000 steps (seconds on
+    one core), still makes every digit on demand, good digits, and digits of many styles.
+    Calibrated on seeds 0 and 1 (R1, lr 3e-4; 2026-12-03): FD 6.3 / 7.1, precision 0.56 / 0.56,
+    recall 0.29 / 0.27, 10 classes, class KL 0.039 / 0.047, the asked class 80% / 75% (1,000
+    samples); the unconditional `classic` recipe is at FD 30, 7 classes, KL 0.57 after 1,000
+    steps, and without R1 recall stayed at 0.01-0.03 to 4,500 steps."""
     from gankit.evaluation import evaluate_source
 
-    cfg = resolve(values={"train": {"steps": 1200, "seed": 0, "log_every": 1200,
-                                    "sample_every": 1200, "checkpoint_every": 1200}})
+    cfg = resolve(values={"train": {"steps": 2000, "seed": 0, "log_every": 2000,
+                                    "sample_every": 2000, "checkpoint_every": 2000}})
     assert cfg.preset == "digits" and cfg.data.source == "digits" and cfg.model.conditional
     gankit.train(cfg, out=tmp_path / "run", progress=False)
     scores = evaluate_source(tmp_path / "run", num=1000)
-    assert scores["classes"] == 10 and scores["class_kl"] <= 0.02, scores
-    assert scores["fd"] <= 11.0 and scores["precision"] >= 0.45, scores
-    assert scores["class_hit"] >= 0.8, scores
+    assert scores["classes"] == 10 and scores["class_kl"] <= 0.08, scores
+    assert scores["fd"] <= 9.0 and scores["precision"] >= 0.45, scores
+    assert scores["recall"] >= 0.18, scores
+    assert scores["class_hit"] >= 0.65, scores
