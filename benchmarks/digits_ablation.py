@@ -24,6 +24,7 @@ from gankit.metrics.evaluate import evaluate, reference
 from gankit.training.trainer import Trainer
 
 COND = ["model.conditional=true"]
+LR2 = ["train.lr_g=2e-4", "train.lr_d=2e-4"]  # the default's rates before 2026-12-03
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "classic": ("classic", []),
     "MLP 256-256": ("classic", ["model.g_hidden=[256,256]", "model.d_hidden=[256,256]"]),
@@ -75,11 +76,15 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "digits + R1 3 every 4": ("digits", ["reg.r1_gamma=3.0", "reg.r1_every=4"]),
     "digits + R1 10 every 4": ("digits", ["reg.r1_gamma=10.0", "reg.r1_every=4"]),
     "digits + generic step": ("digits", ["train.fused_step=false"]),
-    # fourth round, on the default with R1 (2026-12-03)
-    "digits + lr_decay 0.3": ("digits", ["train.lr_decay=0.3"]),
-    "digits + lr_decay 0.5": ("digits", ["train.lr_decay=0.5"]),
+    # fourth round, on the default with R1 when its rates were 2e-4 (2026-12-03)
+    "digits + lr_decay 0.3": ("digits", [*LR2, "train.lr_decay=0.3"]),
+    "digits + lr_decay 0.5": ("digits", [*LR2, "train.lr_decay=0.5"]),
     "digits + lr 3e-4": ("digits", ["train.lr_g=3e-4", "train.lr_d=3e-4"]),
-    "digits + lr_d 3e-4": ("digits", ["train.lr_d=3e-4"]),
+    "digits + lr_d 3e-4": ("digits", ["train.lr_g=2e-4", "train.lr_d=3e-4"]),
+    "digits + lr 2e-4": ("digits", LR2),
+    # on the default at 3e-4
+    "digits + lr 4e-4": ("digits", ["train.lr_g=4e-4", "train.lr_d=4e-4"]),
+    "digits + R1 0.5": ("digits", ["reg.r1_gamma=0.5"]),
     "digits + instance noise 0.1": ("digits", ["reg.instance_noise=0.1"]),
     "digits + no EMA": ("digits", ["train.ema=0.0"]),
     "digits + D SN": ("digits", ["model.d_spectral_norm=true"]),
