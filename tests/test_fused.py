@@ -78,6 +78,10 @@ CASES = {
     # R1 on every other step (lazily weighted), on labelled and unlabelled D without SN
     "digits-r1": config("digits", reg={"r1_gamma": 1.0, "r1_every": 2}),
     "seed-r1": config("seed", reg={"r1_gamma": 10.0}),
+    # G's linear skip path, unlabelled (tanh) and labelled (its input gradient feeds the
+    # embedding)
+    "skip": config("classic", model={"g_skip": True}),
+    "digits-skip": config("digits", model={"g_skip": True}),
 }
 
 

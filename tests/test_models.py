@@ -151,3 +151,17 @@ def test_discriminator_accepts_flat_or_image_input_shape() -> None:
     d = MLPDiscriminator((3, 4, 4), (8,))
     x = torch.randn(2, 3, 4, 4)
     torch.testing.assert_close(d(x), d.net(x.reshape(2, math.prod((3, 4, 4)))).squeeze(1))
+
+
+def test_mlp_generator_skip_path_is_a_linear_map_beside_the_layers() -> None:
+
+    torch.manual_seed(0)
+    g = MLPGenerator(8, (16,), (5,), output="linear", skip=True)
+    assert g.skip is not None and g.skip.weight.shape == (5, 8) and g.skip.bias is None
+    z = torch.randn(4, 8)
+    with torch.no_grad():
+        g.net[-2].weight.zero_()  # the layers' part now only its bias
+        out = g(z)
+    torch.testing.assert_close(out, z @ g.skip.weight.T + g.net[-2].bias)
+    plain = MLPGenerator(8, (16,), (5,), output="linear")
+    assert plain.skip is None and "skip.weight" not in plain.state_dict()

@@ -281,8 +281,8 @@ def test_resume_of_a_sequence_run_is_bitwise(tmp_path: Path) -> None:
         for name, v in sa[key].items():
             assert torch.equal(v, sb[key][name]), (key, name)
     run = load_run(whole)
-    assert run.kind.name == "sequences" and run.codec == fit_codec(read_series(
-        cfg_for(data).data))
+    cfg = cfg_for(data).data
+    assert run.kind.name == "sequences" and run.codec == fit_codec(read_series(cfg), cfg)
     data.rename(tmp_path / "moved.npz")  # a finished run is known by its codec, not its data
     assert load_run(whole).kind.name == "sequences"
     assert cli_main(["sample", str(whole), "--num", "2", "--out", str(tmp_path / "s.npz")]) == 0

@@ -49,6 +49,7 @@ COLUMN_CHOICES = ("continuous", "integer", "categorical", "boolean", "datetime",
 TEXT_SUFFIXES = (".txt", ".smi", ".smiles")  # files read as text: one string per line
 VALIDITY = ("", "none", "smiles")  # data.validity: "" = smiles for .smi files, else none
 TEXT_CODECS = ("tokens", "autoencoder")  # data.text_codec
+SEQUENCE_MARGINALS = ("minmax", "gaussian")  # data.marginals
 
 
 def is_text_source(source: str) -> bool:
@@ -111,6 +112,8 @@ class DataConfig:
     time: str = ""  # the column rows are ordered by (within a series); "" = file order
     window: int = 0  # one long series cut into windows of this many steps; 0 = stocks/energy 24
     stride: int = 1  # steps between the starts of successive windows
+    marginals: str = "minmax"  # minmax: G makes [0, 1] cells; gaussian: each channel's normal scores
+    basis: float = 0.0  # > 0: G makes principal coordinates carrying this share of the variance
     # Text (.txt, .smi: one string per line):
     max_length: int = 32  # characters per string at most
     truncate: bool = True  # longer lines are cut to max_length (with a note); false: refused
@@ -143,6 +146,9 @@ class ModelConfig:
     clusters: int = 0
     base_channels: int = 64  # width of the convolutional families (dcgan, resnet)
     d_output: str = "linear"  # D's last layer: linear (a logit) or sigmoid (a probability)
+    # mlp G: a linear path from G's input to its output beside the hidden layers, so the
+    # Gaussian part of the data (white noise, a basis' linear structure) is one map
+    g_skip: bool = False
 
     @property
     def conditioned(self) -> bool:
@@ -506,6 +512,12 @@ def validate(cfg: Config) -> None:
         _one_of(f"data.columns.{name}", kind, COLUMN_CHOICES)
     _require(0 <= d.window <= 100_000, f"data.window must be 0..100000, got {d.window}")
     _require(1 <= d.stride <= 100_000, f"data.stride must be 1..100000, got {d.stride}")
+    _one_of("data.marginals", d.marginals, SEQUENCE_MARGINALS)
+    _require(0.0 <= d.basis <= 1.0, f"data.basis must be in 0..1, got {d.basis}")
+    _require((d.marginals == "minmax" and d.basis == 0.0) or m.output == "linear"
+             or not is_sequence_source(d.source, d.id, d.window),
+             f"data.marginals={d.marginals} / data.basis={d.basis} make unbounded generator "
+             f"rows: they need model.output=\"linear\", not {m.output!r}")
     _require(1 <= d.max_length <= 1000, f"data.max_length must be 1..1000, got {d.max_length}")
     _one_of("data.validity", d.validity, VALIDITY)
     _one_of("data.text_codec", d.text_codec, TEXT_CODECS)
@@ -518,6 +530,8 @@ def validate(cfg: Config) -> None:
         _require(len(widths) >= 1 and all(1 <= w <= 16384 for w in widths),
                  f"{key} must be a non-empty list of widths in 1..16384, got {list(widths)}")
     _one_of("model.activation", m.activation, ACTIVATIONS)
+    _require(not m.g_skip or m.family == "mlp",
+             f"model.g_skip is a path of the mlp family's G, not of {m.family}")
     _require(0.0 <= m.leaky_slope < 1.0,
              f"model.leaky_slope must be in [0, 1), got {m.leaky_slope}")
     _one_of("model.output", m.output, OUTPUTS)

@@ -97,7 +97,7 @@ def build(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int = 0,
     d_shape = (image_shape[0] * pack, *image_shape[1:])  # a pack joins samples along axis 1
     if cfg.family == "mlp":
         g: nn.Module = MLPGenerator(cfg.latent_dim, cfg.g_hidden, image_shape, cfg.activation,
-                                    cfg.leaky_slope, cfg.output, k)
+                                    cfg.leaky_slope, cfg.output, k, cfg.g_skip)
         d: nn.Module = MLPDiscriminator(d_shape, cfg.d_hidden, cfg.activation, cfg.leaky_slope,
                                         cfg.d_spectral_norm, k)
     elif cfg.family == "dcgan":

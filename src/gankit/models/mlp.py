@@ -39,6 +39,7 @@ class MLPGenerator(nn.Module):
         leaky_slope: float = 0.2,
         output: str = "tanh",
         num_classes: int = 0,
+        skip: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
@@ -52,9 +53,17 @@ class MLPGenerator(nn.Module):
             width = h
         layers += [nn.Linear(width, math.prod(image_shape)), OUTPUT_LAYERS[output]()]
         self.net = nn.Sequential(*layers)
+        # skip: a linear map of the input added before the output activation
+        self.skip = (nn.Linear(latent_dim + (EMBED_DIM if num_classes else 0),
+                               math.prod(image_shape), bias=False) if skip else None)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(with_labels(z, self.embed, y)).view(z.shape[0], *self.image_shape)
+        x = with_labels(z, self.embed, y)
+        if self.skip is None:
+            out = self.net(x)
+        else:
+            out = self.net[-1](self.net[:-1](x) + self.skip(x))
+        return out.view(z.shape[0], *self.image_shape)
 
 
 class MLPDiscriminator(nn.Module):

@@ -279,8 +279,11 @@ class MLP:
     """The forward and backward passes of a fully connected network, keeping each layer's
     input for the backward pass."""
 
-    def __init__(self, net: nn.Sequential, flat: Flat, act: str, slope: float) -> None:
+    def __init__(self, net: nn.Sequential, flat: Flat, act: str, slope: float,
+                 skip: nn.Linear | None = None) -> None:
         self.layers = list(_layers(net, flat))
+        # a linear map of the input added before the output activation (G's skip path)
+        self.skip = None if skip is None else _dense(skip, flat)
         self.slope = slope if act == "leaky_relu" else 0.0
         last = net[-1]
         self.output = next((name for kind, name in OUTPUTS.items() if isinstance(last, kind)),
@@ -300,6 +303,8 @@ class MLP:
             h = layer.forward(h, out if last and self.output == "linear" else None)
             if not last:
                 h = F.leaky_relu_(h, self.slope) if self.slope else F.relu_(h)
+        if self.skip is not None:
+            h = h.addmm_(x, self.skip.weight.detach().t())
         if self.output == "sigmoid":
             h = torch.sigmoid(h, out=out)
         elif self.output == "tanh":
@@ -318,6 +323,12 @@ class MLP:
             g = torch.ops.aten.sigmoid_backward(g, self.y)
         elif self.output == "tanh":
             g = torch.ops.aten.tanh_backward(g, self.y)
+        g_skip = None
+        if self.skip is not None:
+            if weights:
+                torch.mm(g.t(), self.inputs[0], out=self.skip.grad_w)
+            if inputs:
+                g_skip = torch.mm(g, self.skip.weight.detach())
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
             x_in = self.inputs[i]
@@ -329,7 +340,7 @@ class MLP:
                     g = torch.ops.aten.leaky_relu_backward(g, x_in, self.slope, True)
                 else:
                     g = torch.ops.aten.threshold_backward(g, x_in, 0.0)
-        return g
+        return g if g_skip is None or g is None else g.add_(g_skip)
 
 
 class LogitLoss:
@@ -420,7 +431,8 @@ class FusedStep:
         m = trainer.cfg.model
         self.flat_g = Flat(list(trainer.opt_g.param_groups[0]["params"]), trainer.opt_g)
         self.flat_d = Flat(list(trainer.opt_d.param_groups[0]["params"]), trainer.opt_d)
-        self.g = MLP(trainer.G.net, self.flat_g, m.activation, m.leaky_slope)
+        self.g = MLP(trainer.G.net, self.flat_g, m.activation, m.leaky_slope,
+                     getattr(trainer.G, "skip", None))
         self.d = MLP(trainer.D.net, self.flat_d, m.activation, m.leaky_slope)
         self.labelled = (Labelled(trainer, self.flat_g, self.flat_d)
                          if trainer.cond.num_labels else None)

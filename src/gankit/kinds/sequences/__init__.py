@@ -46,13 +46,25 @@ class Holdout:
     labels: np.ndarray
 
 
-def fit_codec(series: Series) -> SequenceCodec:
-    """The codec of ``series`` (its scaling, length, channels, classes and layout)."""
-    return SequenceCodec(length=series.values.shape[1], channels=series.channels,
-                         low=tuple(float(v) for v in series.low),
-                         high=tuple(float(v) for v in series.high),
-                         variable=series.lengths is not None, classes=series.classes,
-                         layout=tuple(series.layout.items()))
+def fit_codec(series: Series, cfg: DataConfig) -> SequenceCodec:
+    """The codec of ``series`` (its scaling, length, channels, classes and layout; its
+    marginals and basis as ``cfg`` asks), fitted on every series given."""
+    from dataclasses import replace
+
+    from .transforms import Basis, Marginals
+
+    codec = SequenceCodec(length=series.values.shape[1], channels=series.channels,
+                          low=tuple(float(v) for v in series.low),
+                          high=tuple(float(v) for v in series.high),
+                          variable=series.lengths is not None, classes=series.classes,
+                          layout=tuple(series.layout.items()))
+    scaled = codec.scale(series.values)
+    if cfg.marginals == "gaussian":
+        codec = replace(codec, marginals=Marginals.fit(np.clip(scaled, 0.0, 1.0),
+                                                       series.lengths))
+    if cfg.basis > 0:
+        codec = replace(codec, basis=Basis.fit(codec.flat(scaled, series.lengths), cfg.basis))
+    return codec
 
 
 def split_labelled(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +150,7 @@ class SequenceKind(Kind):
         from ...data.base import Dataset
 
         series = read_series(cfg)
-        fitted = fit_codec(series) if codec is None else SequenceCodec.from_json(codec)
+        fitted = fit_codec(series, cfg) if codec is None else SequenceCodec.from_json(codec)
         if codec is not None and (fitted.length, fitted.channels) != (
                 series.values.shape[1], series.channels):
             raise DataError(f"{cfg.source} no longer holds the series this run was trained on "

@@ -13,8 +13,9 @@ from ..base import View
 
 
 class SequenceView(View):
-    """Series leave as flat generator rows (in its output range; the codec in the metadata maps
-    them to [0, 1] cells, reshapes and unscales them); the page shows them as line plots."""
+    """Series leave as generator rows (in its output range; the codec in the metadata maps
+    them to [0, 1] cells, through its basis and marginals where it has them, reshapes and
+    unscales them); the page shows them as line plots."""
 
     outputs = ("rows",)
     downloads = ("png", "npz")
