@@ -112,8 +112,8 @@ class DataConfig:
     time: str = ""  # the column rows are ordered by (within a series); "" = file order
     window: int = 0  # one long series cut into windows of this many steps; 0 = stocks/energy 24
     stride: int = 1  # steps between the starts of successive windows
-    marginals: str = "minmax"  # minmax: G makes [0, 1] cells; gaussian: each channel's normal scores
-    basis: float = 0.0  # > 0: G makes principal coordinates carrying this share of the variance
+    marginals: str = "minmax"  # minmax: G makes [0, 1] cells; gaussian: channels' normal scores
+    basis: float = 0.0  # > 0: G makes principal coordinates carrying this variance share
     # Text (.txt, .smi: one string per line):
     max_length: int = 32  # characters per string at most
     truncate: bool = True  # longer lines are cut to max_length (with a note); false: refused
