@@ -15,7 +15,9 @@ rounding: the sums are ordered differently).
 
 Class labels and k-means clusters are fused too: G's class embedding is looked up into its input
 and its rows' gradients scattered back, and D's projection term <embed(y), h> is added to the
-logits in the forward pass and to the last hidden layer's gradient in the backward pass. Where a
+logits in the forward pass and to the last hidden layer's gradient in the backward pass. G's
+skip path (``model.g_skip``) is one more product on its input, added before the output
+activation, with its weight gradient (and input gradient, for labels) in the backward pass. Where a
 config needs something this step does not do (penalties, packing, augmentation, a table's
 condition vectors, other families, mixed precision, several processes...), ``build`` returns
 None with the reason and the generic step runs. R1 is the one penalty it takes: on its steps,
