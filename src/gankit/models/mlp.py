@@ -47,15 +47,14 @@ class MLPGenerator(nn.Module):
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, EMBED_DIM) if num_classes else None
         layers: list[nn.Module] = []
-        width = latent_dim + (EMBED_DIM if num_classes else 0)
+        width = inputs = latent_dim + (EMBED_DIM if num_classes else 0)
         for h in hidden:
             layers += [nn.Linear(width, h), activation(act, leaky_slope)]
             width = h
         layers += [nn.Linear(width, math.prod(image_shape)), OUTPUT_LAYERS[output]()]
         self.net = nn.Sequential(*layers)
         # skip: a linear map of the input added before the output activation
-        self.skip = (nn.Linear(latent_dim + (EMBED_DIM if num_classes else 0),
-                               math.prod(image_shape), bias=False) if skip else None)
+        self.skip = nn.Linear(inputs, math.prod(image_shape), bias=False) if skip else None
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         x = with_labels(z, self.embed, y)

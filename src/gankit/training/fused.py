@@ -433,8 +433,7 @@ class FusedStep:
         m = trainer.cfg.model
         self.flat_g = Flat(list(trainer.opt_g.param_groups[0]["params"]), trainer.opt_g)
         self.flat_d = Flat(list(trainer.opt_d.param_groups[0]["params"]), trainer.opt_d)
-        self.g = MLP(trainer.G.net, self.flat_g, m.activation, m.leaky_slope,
-                     getattr(trainer.G, "skip", None))
+        self.g = MLP(trainer.G.net, self.flat_g, m.activation, m.leaky_slope, trainer.G.skip)
         self.d = MLP(trainer.D.net, self.flat_d, m.activation, m.leaky_slope)
         self.labelled = (Labelled(trainer, self.flat_g, self.flat_d)
                          if trainer.cond.num_labels else None)

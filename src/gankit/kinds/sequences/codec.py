@@ -128,12 +128,12 @@ class SequenceCodec:
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise DataError(f"the stored sequence codec cannot be read ({e})") from None
         c = len(codec.channels)
-        if c >= 1 and "marginals" in d:
-            codec = replace(codec, marginals=Marginals.from_json(d["marginals"], c))
-        if c >= 1 and codec.length >= 2 and "basis" in d:
-            codec = replace(codec, basis=Basis.from_json(d["basis"], codec.flat_width))
         if (codec.length < 2 or c < 1 or len(codec.low) != c or len(codec.high) != c
                 or not all(np.isfinite(codec.low)) or not all(np.isfinite(codec.high))
                 or any(h <= lo for lo, h in zip(codec.low, codec.high, strict=True))):
             raise DataError("the stored sequence codec does not fit together")
+        if "marginals" in d:
+            codec = replace(codec, marginals=Marginals.from_json(d["marginals"], c))
+        if "basis" in d:
+            codec = replace(codec, basis=Basis.from_json(d["basis"], codec.flat_width))
         return codec
