@@ -8,10 +8,11 @@ import torch
 
 from gankit.config import resolve
 from gankit.errors import ConfigError, DataError
+from gankit.kinds.normal_scores import EDGE, Marginals
 from gankit.kinds.sequences import fit_codec
 from gankit.kinds.sequences.codec import SequenceCodec
 from gankit.kinds.sequences.files import Series
-from gankit.kinds.sequences.transforms import EDGE, Basis, Marginals
+from gankit.kinds.sequences.transforms import Basis
 
 
 def test_normal_scores_of_uniform_values_are_standard_normal_and_invert() -> None:

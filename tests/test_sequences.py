@@ -23,6 +23,7 @@ from gankit.errors import DataError
 from gankit.kinds.sequences import SequenceKind, fit_codec
 from gankit.kinds.sequences.codec import SequenceCodec
 from gankit.kinds.sequences.files import builtin_series, read_series, sines, windows
+from gankit.metrics import rocket
 from gankit.metrics import sequences as ms
 from gankit.run import load_run, prepare
 from gankit.training import checkpoint
@@ -233,11 +234,48 @@ def test_classifier_accuracy_separates_classes_and_not_noise() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
     x = rng.uniform(0, 0.5, (200, 8, 2)) + y[:, None, None] * 0.5
-    assert ms.classifier_accuracy(x[:150], y[:150], x[150:], y[150:], 0,
-                                  iterations=300) > 0.9
+    assert ms.classifier_accuracy(x[:150], y[:150], x[150:], y[150:], 0, kernels=200) > 0.9
     shuffled = rng.permutation(y[:150])  # labels unrelated to the series: chance
-    assert ms.classifier_accuracy(x[:150], shuffled, x[150:], y[150:], 0,
-                                  iterations=300) < 0.75
+    assert ms.classifier_accuracy(x[:150], shuffled, x[150:], y[150:], 0, kernels=200) < 0.75
+
+
+def test_rocket_features_match_brute_force_over_valid_steps() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 20, 2))
+    lengths = np.array([20, 13, 4])  # the last is shorter than an unpadded kernel's span
+    bank = rocket._kernels(2, 20, 40, np.random.default_rng(0))
+    got = rocket.features(x, lengths, bank)
+    col = 0
+    for length, dilation, padded, w, b in bank:
+        span = (length - 1) * dilation
+        pad = span // 2 if padded else 0
+        for k in range(len(b)):
+            for i, n in enumerate(lengths):
+                xi = np.zeros((20 + 2 * pad, 2))
+                xi[pad:pad + n] = x[i, :n]  # steps past the length read as zeros
+                outs = [float((xi[p:p + span + 1:dilation] * w[k].numpy().T).sum() + b[k])
+                        for p in range(20 + 2 * pad - span)]
+                last = n - 1 if padded else max(0, n - 1 - span)
+                outs = outs[:last + 1]
+                assert got[i, col + k] == pytest.approx(np.mean(np.array(outs) > 0), abs=1e-6)
+                assert got[i, col + len(b) + k] == pytest.approx(max(outs), abs=1e-4)
+        col += 2 * len(b)
+    assert col == got.shape[1] == 80
+
+
+def test_rocket_is_stable_over_seeds_and_handles_one_class() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    t = np.arange(30)
+    x = np.sin(t[None, :, None] * (0.2 + 0.3 * y[:, None, None])) + rng.normal(0, 0.3,
+                                                                             (120, 30, 2))
+    accs = [rocket.accuracy(x[:60], y[:60], np.full(60, 30), x[60:], y[60:], np.full(60, 30),
+                            seed, kernels=300) for seed in range(3)]
+    assert min(accs) > 0.9 and max(accs) - min(accs) < 0.1
+    assert accs[0] == rocket.accuracy(x[:60], y[:60], np.full(60, 30), x[60:], y[60:],
+                                      np.full(60, 30), 0, kernels=300)
+    assert rocket.accuracy(x[:5], np.zeros(5), np.full(5, 30), x[:4], np.array([0, 0, 1, 0]),
+                           np.full(4, 30)) == 0.75
 
 
 # -- training, sampling, eval, resume ------------------------------------------------------------
@@ -245,7 +283,7 @@ def test_classifier_accuracy_separates_classes_and_not_noise() -> None:
 def test_train_sample_eval_report_in_process(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(ms, "DISCRIMINATIVE_ITERATIONS", 20)
     monkeypatch.setattr(ms, "PREDICTIVE_ITERATIONS", 20)
-    monkeypatch.setattr(ms, "CLASSIFIER_ITERATIONS", 20)
+    monkeypatch.setattr(rocket, "KERNELS", 50)
     data = walk_npz(tmp_path / "w.npz", labelled=True, variable=True)
     out = tmp_path / "run"
     sets = [a for s in FAST for a in ("--set", s)]

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from gankit.errors import DataError
 from gankit.kinds.tables.codec import TableCodec, infer_kind
@@ -61,6 +62,51 @@ def test_round_trip_is_exact_for_every_kind() -> None:
     assert back["count"].isna().sum() == 15 and str(back["count"].dtype) == "Int64"
     assert back["flag"].dtype == bool
     assert pd.api.types.is_datetime64_any_dtype(back["visit"])
+
+
+def test_gaussian_scale_round_trip_heads_and_json() -> None:
+    df = mixed()
+    codec, _ = TableCodec.fit(df, scale="gaussian")
+    x = codec.encode(df)
+    assert x.shape[1] == codec.width == sum(w for w, _ in codec.heads())
+    income = codec.column("income")  # missing values: a scalar and a present/missing pair
+    assert income.scale == "gaussian" and income.width == 3 and income.heads() == [
+        (1, "tanh"), (2, "softmax")]
+    assert codec.column("height").heads() == [(1, "tanh")]
+    assert float(x[:, codec.offsets()[codec.names.index("height")]].abs().max()) < 1.0
+    back = codec.decode(x)
+    for name in ["age", "smoker", "flag", "visit", "stamp", "grade", "site", "count"]:
+        a, b = df[name], back[name]
+        assert ((a == b) | (a.isna() & b.isna())).all(), name
+    for name in ["income", "height"]:
+        a, b = df[name].to_numpy(), back[name].to_numpy()
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        ok = ~np.isnan(a)  # float32 scores; the largest value moves by a 1e-6 quantile at most
+        span = np.nanmax(a) - np.nanmin(a)
+        assert np.abs(b[ok] - a[ok]).max() < 1e-3 * span
+        assert np.median(np.abs(b[ok] - a[ok])) < 1e-5 * span
+    again = TableCodec.from_json(json.loads(json.dumps(codec.to_json())))
+    assert torch.equal(again.encode(df), x)
+    spoiled = codec.to_json()
+    spoiled["columns"][1]["quantiles"] = spoiled["columns"][1]["quantiles"][::-1]
+    with pytest.raises(DataError, match="invalid table codec"):
+        TableCodec.from_json(spoiled)
+
+
+def test_gaussian_scale_keeps_a_spike_exact() -> None:
+    rng = np.random.default_rng(1)
+    gains = np.where(rng.uniform(size=4000) < 0.9, 0, rng.integers(100, 20000, 4000))
+    df = pd.DataFrame({"gain": gains, "other": rng.normal(size=4000)})
+    codec, _ = TableCodec.fit(df, scale="gaussian")
+    x = codec.encode(df)
+    zero = x[torch.from_numpy(gains == 0), 0]
+    assert bool((zero == zero[0]).all())  # every 0 is one score: the middle of its quantiles
+    middle = torch.special.ndtri(torch.tensor((gains == 0).mean() / 2, dtype=torch.float64))
+    assert float(zero[0]) * 5.0 == pytest.approx(float(middle), abs=2e-3)
+    # any score below the spike's upper edge (ndtri(0.9) = 1.28) decodes to 0 exactly
+    probe = torch.zeros(5, codec.width)
+    probe[:, 0] = torch.tensor([-4.0, -1.0, 0.0, 1.0, 1.2]) / 5.0
+    assert (codec.decode(probe)["gain"] == 0).all()
 
 
 def test_decoded_values_stay_in_range_and_integers_stay_whole() -> None:

@@ -50,6 +50,7 @@ TEXT_SUFFIXES = (".txt", ".smi", ".smiles")  # files read as text: one string pe
 VALIDITY = ("", "none", "smiles")  # data.validity: "" = smiles for .smi files, else none
 TEXT_CODECS = ("tokens", "autoencoder")  # data.text_codec
 SEQUENCE_MARGINALS = ("minmax", "gaussian")  # data.marginals
+TABLE_NUMERIC = ("modes", "gaussian")  # data.numeric (kinds.tables.codec.SCALES)
 
 
 def is_text_source(source: str) -> bool:
@@ -106,6 +107,7 @@ class DataConfig:
     holdout: float = 0.2  # share of rows held out (seeded) for evaluation, never trained on
     split_seed: int = 0  # seed of the held-out split
     max_categories: int = 200  # a column with more categories is refused (or drop it)
+    numeric: str = "modes"  # numeric columns: modes (CTGAN's mixture modes) or gaussian (scores)
     # Time series (sines, stocks, energy; .npz with a `series` array; CSV/TSV/Parquet read in
     # long format with `id`, or one long series cut into windows with `window`):
     id: str = ""  # long format: the column naming each row's series
@@ -513,6 +515,7 @@ def validate(cfg: Config) -> None:
     _require(0 <= d.window <= 100_000, f"data.window must be 0..100000, got {d.window}")
     _require(1 <= d.stride <= 100_000, f"data.stride must be 1..100000, got {d.stride}")
     _one_of("data.marginals", d.marginals, SEQUENCE_MARGINALS)
+    _one_of("data.numeric", d.numeric, TABLE_NUMERIC)
     _require(0.0 <= d.basis <= 1.0, f"data.basis must be in 0..1, got {d.basis}")
     _require((d.marginals == "minmax" and d.basis == 0.0) or m.output == "linear"
              or not is_sequence_source(d.source, d.id, d.window),

@@ -19,7 +19,8 @@ counts), read at each call.
   synthetic values; ``autocorrelation_gap``: mean |ACF_real - ACF_syn| over lags 1..L and
   channels, each ACF pooled over series; ``correlation_gap``: mean |corr_real - corr_syn| over
   channel pairs (the values pooled over time); ``length_distance``: total variation between the
-  length histograms.
+  length histograms; ``classifier_accuracy``: a ROCKET classifier (``metrics.rocket``) trained
+  on one set of labelled series and tested on another (train on synthetic, test on real).
 """
 
 from __future__ import annotations
@@ -263,50 +264,6 @@ def length_distance(real_lengths: np.ndarray, synthetic_lengths: np.ndarray,
     return float(0.5 * np.abs(a / max(1.0, a.sum()) - b / max(1.0, b.sum())).sum())
 
 
-CLASSIFIER_HIDDEN = 32
-CLASSIFIER_ITERATIONS = 1000
-
-
-class _GRUClassifier(nn.Module):
-    def __init__(self, channels: int, hidden: int, classes: int) -> None:
-        super().__init__()
-        self.gru = nn.GRU(channels, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, classes)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(x)
-        return self.head(out[torch.arange(len(x)), lengths - 1])
-
-
-def _classifier_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                        test_y: np.ndarray, seed: int = 0,
-                        train_lengths: np.ndarray | None = None,
-                        test_lengths: np.ndarray | None = None,
-                        iterations: int | None = None) -> float:
-    """Accuracy on (``test_x``, ``test_y``) of a GRU classifier (hidden 32, Adam 1e-3, batches
-    of 128, on the last valid state) trained on (``train_x``, ``train_y``): with synthetic
-    training series, "train on synthetic, test on real" (TSTR)."""
-    iterations = iterations or CLASSIFIER_ITERATIONS
-    rng = np.random.default_rng(seed)
-    xa, xb = (torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in (train_x, test_x))
-    ya = torch.as_tensor(np.asarray(train_y, dtype=np.int64))
-    la = torch.as_tensor(full_lengths(train_x, train_lengths))
-    lb = torch.as_tensor(full_lengths(test_x, test_lengths))
-    classes = int(max(int(ya.max()), int(np.max(test_y)))) + 1
-    with _seeded(seed):
-        model = _GRUClassifier(xa.shape[2], CLASSIFIER_HIDDEN, classes)
-    opt = Adam(model.parameters(), lr=1e-3)
-    for _ in range(iterations):
-        b = rng.choice(len(xa), min(BATCH, len(xa)), replace=False)
-        loss = nn.functional.cross_entropy(model(xa[b], la[b]), ya[b])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        pred = model(xb, lb).argmax(1).numpy()
-    return float((pred == np.asarray(test_y)).mean())
-
-
 def discriminative_score(real: np.ndarray, synthetic: np.ndarray, seed: int = 0,
                          real_lengths: np.ndarray | None = None,
                          synthetic_lengths: np.ndarray | None = None,
@@ -332,9 +289,13 @@ def classifier_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.nda
                         test_y: np.ndarray, seed: int = 0,
                         train_lengths: np.ndarray | None = None,
                         test_lengths: np.ndarray | None = None,
-                        iterations: int | None = None) -> float:
-    """Accuracy on (``test_x``, ``test_y``) of a GRU classifier trained on (``train_x``,
-    ``train_y``): with synthetic training series, train on synthetic, test on real (TSTR)."""
+                        kernels: int | None = None) -> float:
+    """Accuracy on (``test_x``, ``test_y``) of a ROCKET classifier (``metrics.rocket``, its
+    ``kernels`` random kernels drawn by ``seed``) trained on (``train_x``, ``train_y``): with
+    synthetic training series, train on synthetic, test on real (TSTR)."""
+    from . import rocket
+
     with one_thread():
-        return _classifier_accuracy(train_x, train_y, test_x, test_y, seed, train_lengths,
-                                    test_lengths, iterations)
+        return rocket.accuracy(train_x, train_y, full_lengths(train_x, train_lengths),
+                               test_x, test_y, full_lengths(test_x, test_lengths), seed,
+                               kernels or rocket.KERNELS)

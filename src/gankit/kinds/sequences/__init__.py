@@ -51,7 +51,8 @@ def fit_codec(series: Series, cfg: DataConfig) -> SequenceCodec:
     marginals and basis as ``cfg`` asks), fitted on every series given."""
     from dataclasses import replace
 
-    from .transforms import Basis, Marginals
+    from ..normal_scores import Marginals
+    from .transforms import Basis
 
     codec = SequenceCodec(length=series.values.shape[1], channels=series.channels,
                           low=tuple(float(v) for v in series.low),

@@ -5,7 +5,7 @@ in). A flat row holds the steps one after another, each step its C channels and,
 variable-length data, one more cell that is 1 while the series lasts and 0 after it; padding
 values are 0. A generated row ends at its first step whose cell is below one half (at least 1
 step). With ``data.marginals = "gaussian"`` the channels' cells are their normal scores
-(``transforms.Marginals``), and with ``data.basis`` above 0 a generator row is the flat row's
+(``normal_scores.Marginals``), and with ``data.basis`` above 0 a generator row is the flat row's
 principal coordinates (``transforms.Basis``); without either, rows are the flat rows
 in [0, 1].
 """
@@ -20,7 +20,8 @@ import torch
 
 from ...errors import DataError
 from .. import SEQUENCE_CODEC
-from .transforms import Basis, Marginals
+from ..normal_scores import Marginals
+from .transforms import Basis
 
 FORMAT = SEQUENCE_CODEC
 

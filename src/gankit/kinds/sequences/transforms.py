@@ -1,9 +1,9 @@
 """Fitted, invertible maps between scaled series and what the generator makes.
 
-* ``Marginals``: each channel through its empirical distribution to normal scores (a value's
-  quantile, then the standard normal's inverse CDF), and back through the stored quantiles.
-  Every channel then looks Gaussian to G: white-noise channels, spikes at a floor value and
-  long tails cost it nothing to draw, and decoded values never leave the seen range.
+* ``Marginals`` (``kinds.normal_scores``, shared with tables): each channel through its
+  empirical distribution to normal scores, and back through the stored quantiles. Every channel
+  then looks Gaussian to G: white-noise channels, spikes at a floor value and long tails cost
+  it nothing to draw, and decoded values never leave the seen range.
 * ``Basis``: flat rows onto their principal axes that carry a ``share`` of the variance
   (PCA), and back. Directions the data hardly uses (step-to-step jitter of slowly varying
   channels, a channel that copies another) are not generated at all, so G cannot add noise
@@ -27,61 +27,6 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
 from ...errors import DataError
-
-QUANTILES = 1001  # stored quantiles per channel (every 0.1%)
-EDGE = 5e-4  # normal scores are those of quantiles in [EDGE, 1 - EDGE] (about +-3.3)
-
-
-@dataclass(frozen=True, eq=False)
-class Marginals:
-    """Per-channel quantiles (C, QUANTILES) of the scaled values, for normal scores."""
-
-    quantiles: np.ndarray
-
-    @classmethod
-    def fit(cls, values: np.ndarray, lengths: np.ndarray | None) -> Marginals:
-        """The quantiles of each channel of ``values`` (N, T, C) over its valid steps."""
-        n, t, c = values.shape
-        alive = np.ones((n, t), bool) if lengths is None else (
-            np.arange(t)[None, :] < lengths[:, None])
-        levels = np.linspace(0.0, 1.0, QUANTILES)
-        return cls(np.stack([np.quantile(values[:, :, k][alive], levels) for k in range(c)]))
-
-    def forward(self, values: np.ndarray) -> np.ndarray:
-        """Scaled values (..., C) -> normal scores; a value shared by many (a floor, a spike)
-        takes the middle of its quantiles."""
-        levels = np.linspace(0.0, 1.0, QUANTILES)
-        out = np.empty(values.shape, dtype=np.float64)
-        for k, q in enumerate(self.quantiles):
-            v = values[..., k]
-            low = np.interp(v, q, levels)
-            high = np.interp(-v, -q[::-1], levels[::-1])
-            out[..., k] = _ndtri(np.clip((low + high) / 2, EDGE, 1 - EDGE))
-        return out
-
-    def inverse(self, scores: np.ndarray) -> np.ndarray:
-        """Normal scores (..., C) -> scaled values, inside each channel's seen range."""
-        levels = np.linspace(0.0, 1.0, QUANTILES)
-        out = np.empty(scores.shape, dtype=np.float64)
-        for k, q in enumerate(self.quantiles):
-            out[..., k] = np.interp(_ndtr(scores[..., k]), levels, q)
-        return out
-
-    def to_json(self) -> list[list[float]]:
-        """The quantiles as plain numbers."""
-        return [[float(v) for v in row] for row in self.quantiles]
-
-    @classmethod
-    def from_json(cls, d: Any, channels: int) -> Marginals:
-        """Inverse of ``to_json``; DataError for quantiles that do not fit ``channels``."""
-        try:
-            q = np.asarray(d, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DataError("the stored sequence marginals cannot be read") from None
-        if (q.shape != (channels, QUANTILES) or not np.isfinite(q).all()
-                or (np.diff(q, axis=1) < 0).any()):
-            raise DataError("the stored sequence marginals do not fit together")
-        return cls(q)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,13 +81,3 @@ class Basis:
                 or not all(bool(torch.isfinite(v).all()) for v in t.values())):
             raise DataError("the stored sequence basis does not fit together")
         return basis
-
-
-def _ndtri(p: np.ndarray) -> np.ndarray:
-    """The standard normal's inverse CDF."""
-    return torch.special.ndtri(torch.from_numpy(np.asarray(p, dtype=np.float64))).numpy()
-
-
-def _ndtr(z: np.ndarray) -> np.ndarray:
-    """The standard normal's CDF."""
-    return torch.special.ndtr(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()

@@ -107,7 +107,7 @@ def frames_dataset(train: pd.DataFrame, holdout: pd.DataFrame, cfg: DataConfig, 
         fitted = TableCodec.from_json(codec)
     else:
         fitted, notes = TableCodec.fit(train, cfg.column_kinds, cfg.max_categories,
-                                       seed=cfg.split_seed)
+                                       seed=cfg.split_seed, scale=cfg.numeric)
     return Dataset(samples=fitted.encode(train), labels=None, name=name, kind="tables",
                    codec=fitted, frames=(train, holdout), notes=tuple(notes))
 
