@@ -239,6 +239,7 @@ ROWS = [  # (label, key in the scores, digits)
     ("column shapes", "column_shapes", 3), ("pair trends", "pair_trends", 3),
     ("missing similarity", "missing_similarity", 3), ("detection AUC (0.5 best)",
                                                        "detection_auc", 3),
+    ("  logistic detection AUC", "detection_auc_logistic", 3),
     ("TSTR F1", "efficacy_f1", 3), ("TSTR F1 / real", "efficacy_f1_ratio", 3),
     ("TSTR ROC-AUC", "efficacy_auc", 3), ("TSTR AUC / real", "efficacy_auc_ratio", 3),
     ("exact copies", "exact_copies", 4), ("DCR share (0.5 best)", "dcr_share", 3),
@@ -254,7 +255,7 @@ def real_scores(scores: dict[str, float]) -> dict[str, float]:
     """The 'real' column: train rows scored as if synthetic, efficacy trained on real rows,
     copies and NNDR of the held-out rows (the rate real data reaches by chance)."""
     out = {k: scores[k] for k in ("column_shapes", "pair_trends", "missing_similarity",
-                                  "detection_auc")}
+                                  "detection_auc", "detection_auc_logistic")}
     for metric in ("f1", "auc"):
         if f"efficacy_{metric}_real" in scores:
             out[f"efficacy_{metric}"] = scores[f"efficacy_{metric}_real"]

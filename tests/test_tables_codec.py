@@ -109,6 +109,25 @@ def test_gaussian_scale_keeps_a_spike_exact() -> None:
     assert (codec.decode(probe)["gain"] == 0).all()
 
 
+def test_auto_scale_gives_spiky_columns_normal_scores_and_the_rest_modes() -> None:
+    rng = np.random.default_rng(2)
+    n = 3000
+    df = pd.DataFrame({
+        "gain": np.where(rng.uniform(size=n) < 0.9, 0, rng.integers(100, 20000, n)),
+        "hours": np.where(rng.uniform(size=n) < 0.25, 40, rng.integers(1, 99, n)),
+        "age": rng.integers(17, 90, n),  # most common value ~1.4% of rows
+        "height": rng.normal(170, 10, n),
+    })
+    codec, _ = TableCodec.fit(df, scale="auto")
+    assert [codec.column(c).scale for c in df.columns] == ["gaussian", "gaussian", "modes",
+                                                           "modes"]
+    back = codec.decode(codec.encode(df))
+    assert (back["gain"] == df["gain"]).all() and (back["hours"] == df["hours"]).all()
+    saved = json.loads(json.dumps(codec.to_json()))
+    assert {c["scale"] for c in saved["columns"]} == {"gaussian", "modes"}  # never "auto"
+    assert torch.equal(TableCodec.from_json(saved).encode(df), codec.encode(df))
+
+
 def test_decoded_values_stay_in_range_and_integers_stay_whole() -> None:
     import torch
 

@@ -186,15 +186,46 @@ def test_identical_tables_score_perfectly_and_are_undetectable() -> None:
     assert got["column_shapes"] == pytest.approx(1.0)
     assert got["pair_trends"] == pytest.approx(1.0)
     assert got["missing_similarity"] == 1.0
-    assert 0.5 <= got["detection_auc"] < 0.6
+    assert 0.5 <= got["detection_auc"] < 0.6 and 0.5 <= got["detection_auc_logistic"] < 0.6
     assert got["holdout_copies"] == 0.0 and got["exact_copies"] == 0.0
 
 
 def test_clearly_different_tables_are_detected() -> None:
     train, hold = table(400, 0), table(300, 1)
     got = T.table_scores(train, hold, table(300, 2, shift=3.0), KINDS, target="y")
-    assert got["detection_auc"] > 0.95
+    assert got["detection_auc"] > 0.95 and got["detection_auc_logistic"] > 0.95
     assert got["column_shapes"] < 0.8
+
+
+def test_linear_matrix_by_hand() -> None:
+    kinds = {"x": "continuous", "c": "categorical"}
+    first = pd.DataFrame({"x": [1.0, 3.0, None], "c": ["a", "b", "a"]})
+    other = pd.DataFrame({"x": [2.0], "c": ["z"]})
+    a, b = T.linear_matrix([first, other], kinds)
+    # x: standardised by the first frame's mean 2 and deviation 1, a missing indicator; c: a, b
+    # by frequency, then one level for unseen or missing.
+    np.testing.assert_allclose(a, [[-1, 0, 1, 0, 0], [1, 0, 0, 1, 0], [0, 1, 1, 0, 0]])
+    np.testing.assert_allclose(b, [[0, 0, 0, 0, 1]])
+
+
+def test_the_logistic_judge_misses_an_interaction_the_boosting_one_sees() -> None:
+    """Real: y = sign(x1 * x2); synthetic: the same marginals, y independent of (x1, x2). A
+    linear judge cannot tell them apart, boosting can; a plain shift both see."""
+    rng = np.random.default_rng(0)
+    kinds = {"x1": "continuous", "x2": "continuous", "y": "categorical"}
+
+    def rows(n: int, linked: bool, shift: float = 0.0) -> pd.DataFrame:
+        x1, x2 = rng.normal(shift, 1, n), rng.normal(0, 1, n)
+        y = np.where(x1 * x2 > 0 if linked else rng.random(n) < 0.5, "p", "q")
+        return pd.DataFrame({"x1": x1, "x2": x2, "y": y})
+
+    real, fake = rows(1500, True), rows(1500, False)
+    assert T.detection_auc(real, fake, kinds, judge="logistic")[0] < 0.56
+    assert T.detection_auc(real, fake, kinds, judge="boosting")[0] > 0.7  # 0.75 at best
+    shifted = rows(1500, True, shift=1.0)
+    assert T.detection_auc(real, shifted, kinds, judge="logistic")[0] > 0.7
+    with pytest.raises(ValueError, match="judge"):
+        T.detection_auc(real, fake, kinds, judge="forest")
 
 
 def test_copying_the_training_rows_shows_in_privacy_and_efficacy() -> None:

@@ -50,7 +50,7 @@ TEXT_SUFFIXES = (".txt", ".smi", ".smiles")  # files read as text: one string pe
 VALIDITY = ("", "none", "smiles")  # data.validity: "" = smiles for .smi files, else none
 TEXT_CODECS = ("tokens", "autoencoder")  # data.text_codec
 SEQUENCE_MARGINALS = ("minmax", "gaussian")  # data.marginals
-TABLE_NUMERIC = ("modes", "gaussian")  # data.numeric (kinds.tables.codec.SCALES)
+TABLE_NUMERIC = ("modes", "gaussian", "auto")  # data.numeric (kinds.tables.codec.SCALES)
 
 
 def is_text_source(source: str) -> bool:
@@ -107,7 +107,9 @@ class DataConfig:
     holdout: float = 0.2  # share of rows held out (seeded) for evaluation, never trained on
     split_seed: int = 0  # seed of the held-out split
     max_categories: int = 200  # a column with more categories is refused (or drop it)
-    numeric: str = "modes"  # numeric columns: modes (CTGAN's mixture modes) or gaussian (scores)
+    # numeric columns: modes (CTGAN's mixture modes), gaussian (normal scores), or auto (gaussian
+    # for a column with a spike, one value in >= 20% of rows; modes for the others)
+    numeric: str = "modes"
     # Time series (sines, stocks, energy; .npz with a `series` array; CSV/TSV/Parquet read in
     # long format with `id`, or one long series cut into windows with `window`):
     id: str = ""  # long format: the column naming each row's series

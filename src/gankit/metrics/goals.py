@@ -13,7 +13,8 @@ GOALS = {
     "high_quality": "max", "modes": "max", "mode_kl": "min",
     # tables (gankit.metrics.tabular)
     "column_shapes": "max", "pair_trends": "max", "missing_similarity": "max",
-    "detection_auc": "min", "efficacy_f1_ratio": "max", "efficacy_r2_ratio": "max",
+    "detection_auc": "min", "detection_auc_logistic": "min", "efficacy_f1_ratio": "max",
+    "efficacy_r2_ratio": "max",
     "dcr_share": "min",
     # time series (gankit.metrics.sequences)
     "discriminative": "min", "predictive": "min", "marginal_ks": "min",

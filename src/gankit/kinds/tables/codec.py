@@ -38,7 +38,8 @@ DISCRETE = ("categorical", "boolean")
 SMALL_INTEGER = 10  # integer columns with at most this many distinct values are categories
 ID_MIN_ROWS = 20  # a column unique in every row is id-like only with at least this many rows
 MODES = 10  # Gaussian-mixture components per numeric column (before pruning)
-SCALES = ("modes", "gaussian")  # numeric encodings (data.numeric)
+SCALES = ("modes", "gaussian", "auto")  # numeric encodings (data.numeric)
+SPIKE = 0.2  # scale "auto": gaussian for a column whose most common value holds this share
 SCORE_SCALE = 5.0  # a normal score is stored as score / SCORE_SCALE (inside tanh's range)
 SCORE_EDGE = 1e-6  # quantiles kept in [SCORE_EDGE, 1 - SCORE_EDGE]: scores within +-4.75
 FORMAT = 1
@@ -102,7 +103,7 @@ class Column:
     missing: bool = False  # whether the training data has missing values here
     low: float = 0.0  # numeric: the seen range (decoded values stay inside it)
     high: float = 0.0
-    scale: str = "modes"  # numeric: one of SCALES
+    scale: str = "modes"  # numeric: "modes" or "gaussian" (SCALES but "auto", resolved at fit)
     mixture: Mixture1D | None = None  # numeric, scale "modes"
     quantiles: Marginals | None = None  # numeric, scale "gaussian"
     unit: str = ""  # datetime: "D" (dates) or "s"
@@ -210,6 +211,9 @@ def _fit_column(name: str, col: pd.Series, kind: str, seed: int,
                             "categorical, or fix the value")
         ok = x[~np.isnan(x)]
         c.low, c.high = float(ok.min()), float(ok.max())
+        if scale == "auto":
+            top = np.unique(ok, return_counts=True)[1].max() / len(ok)
+            scale = "gaussian" if top >= SPIKE else "modes"
         c.scale = scale
         if scale == "gaussian":
             c.quantiles = Marginals.of_columns([ok])
