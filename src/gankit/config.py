@@ -110,6 +110,9 @@ class DataConfig:
     # numeric columns: modes (CTGAN's mixture modes), gaussian (normal scores), or auto (gaussian
     # for a column with a spike, one value in >= 20% of rows; modes for the others)
     numeric: str = "modes"
+    # a column that is a function of one discrete column in every training row (a code for each
+    # category) is written from it, not learned, so the relation holds in every generated row
+    derive: bool = True
     # Time series (sines, stocks, energy; .npz with a `series` array; CSV/TSV/Parquet read in
     # long format with `id`, or one long series cut into windows with `window`):
     id: str = ""  # long format: the column naming each row's series

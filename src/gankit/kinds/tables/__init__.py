@@ -94,7 +94,7 @@ class TableScorer(Scorer):
 
 def metric_kinds(codec: TableCodec) -> dict[str, str]:
     """Each column's kind as the table metrics read it (a constant is one category)."""
-    return {c.name: "categorical" if c.kind == "constant" else c.kind for c in codec.columns}
+    return {n: "categorical" if k == "constant" else k for n, k in codec.kinds().items()}
 
 
 def frames_dataset(train: pd.DataFrame, holdout: pd.DataFrame, cfg: DataConfig, name: str,
@@ -106,8 +106,10 @@ def frames_dataset(train: pd.DataFrame, holdout: pd.DataFrame, cfg: DataConfig, 
     if codec is not None:
         fitted = TableCodec.from_json(codec)
     else:
+        target = target_of(cfg)
         fitted, notes = TableCodec.fit(train, cfg.column_kinds, cfg.max_categories,
-                                       seed=cfg.split_seed, scale=cfg.numeric)
+                                       seed=cfg.split_seed, scale=cfg.numeric,
+                                       derive=cfg.derive, keep=(target,) if target else ())
     return Dataset(samples=fitted.encode(train), labels=None, name=name, kind="tables",
                    codec=fitted, frames=(train, holdout), notes=tuple(notes))
 

@@ -12,7 +12,9 @@ Each column becomes a block of the encoded vector:
   when the column has missing values. A spike (capital gains of 0 in 92% of rows) is then an
   interval of scores that all decode to it, where the mixture's scalar spreads it;
 - categorical and boolean: a one-hot of the category (softmax); a missing value is a category;
-- constant: nothing (decoded as the constant).
+- constant: nothing (decoded as the constant);
+- derived (``data.derive``): nothing; a column that is a function of one discrete column in
+  the training rows is decoded from that column's category (``dependencies``).
 
 The fitted codec is plain JSON (``to_json`` / ``from_json``): no pickle anywhere.
 """
@@ -29,6 +31,7 @@ import torch
 
 from ...errors import DataError
 from ..normal_scores import Marginals
+from .dependencies import Derived, find_dependencies, fit_derived
 from .gmm import Mixture1D, fit_mixture
 
 KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
@@ -247,30 +250,36 @@ def _fit_column(name: str, col: pd.Series, kind: str, seed: int,
 class TableCodec:
     """A fitted encoding of a table's columns (see the module docstring)."""
 
-    columns: list[Column]
+    columns: list[Column]  # the learned columns
     names: list[str]  # every output column, in the input's order (dropped ones excluded)
     dropped: list[str] = field(default_factory=list)
+    derived: list[Derived] = field(default_factory=list)  # decoded from a learned column
 
     # -- fitting -------------------------------------------------------------------------------
 
     @classmethod
     def fit(cls, df: pd.DataFrame, kinds: dict[str, str] | None = None,
-            max_categories: int = 200, seed: int = 0,
-            scale: str = "modes") -> tuple[TableCodec, list[str]]:
+            max_categories: int = 200, seed: int = 0, scale: str = "modes",
+            derive: bool = False, keep: tuple[str, ...] = ()) -> tuple[TableCodec, list[str]]:
         """Infer (or take from ``kinds``) each column's type and fit its encoding.
 
         ``kinds`` maps a column to one of CHOICES; ``scale`` (one of SCALES) is the encoding of
-        numeric columns. Returns the codec and notes for the user
-        (id-like columns dropped). DataError for data that cannot be encoded.
+        numeric columns; with ``derive``, a column that is a function of a discrete column
+        (and not in ``keep``, nor named in ``kinds``) is decoded from it, not learned. Returns
+        the codec and notes for the user (id-like columns dropped, derived columns). DataError
+        for data that cannot be encoded.
         """
         kinds = dict(kinds or {})
         unknown = sorted(set(kinds) - set(map(str, df.columns)))
         if unknown:
             raise DataError(f"data.columns names '{unknown[0]}', which is not a column "
                             f"(columns: {', '.join(map(str, df.columns))})")
+        all_names = list(map(str, df.columns))
+        twice = sorted({n for n in all_names if all_names.count(n) > 1})
+        if twice:
+            raise DataError(f"column '{twice[0]}' appears more than once: name columns uniquely")
         notes: list[str] = []
-        columns: list[Column] = []
-        names: list[str] = []
+        found: dict[str, str] = {}  # every kept column's kind, in the input's order
         dropped: list[str] = []
         for i, name in enumerate(map(str, df.columns)):
             col = df.iloc[:, i]
@@ -278,7 +287,7 @@ class TableCodec:
             if kind not in (*CHOICES, "id", "constant", "empty"):
                 raise DataError(f"data.columns.{name} must be one of {', '.join(CHOICES)}, "
                                 f"got '{kind}'")
-            if kind == "empty":
+            if kind == "empty" or (kind not in ("id", "drop") and col.isna().all()):
                 raise DataError(f"column '{name}' is entirely missing: drop it "
                                 f"(data.columns.{name}=drop) or fill it")
             if kind == "id":
@@ -287,14 +296,23 @@ class TableCodec:
             if kind in ("id", "drop"):
                 dropped.append(name)
                 continue
-            if col.isna().all():
-                raise DataError(f"column '{name}' is entirely missing: drop it "
-                                f"(data.columns.{name}=drop) or fill it")
-            columns.append(_fit_column(name, col, kind, seed + i, max_categories, scale))
-            names.append(name)
+            found[name] = kind
+        frame = df.copy(deep=False)
+        frame.columns = all_names
+        sources = {n for n, k in found.items() if k in DISCRETE}
+        links = (find_dependencies(frame, found, sources, set(keep) | set(kinds))
+                 if derive else {})
+        derived = [fit_derived(frame, n, found[n], links[n], _json_value) for n in found
+                   if n in links]
+        for d in derived:
+            notes.append(f"column '{d.name}' is a function of '{d.source}' in every training "
+                         "row: written from it, not learned (data.derive=false learns it)")
+        columns = [_fit_column(n, frame[n], k, seed + all_names.index(n), max_categories, scale)
+                   for n, k in found.items() if n not in links]
         if not columns:
             raise DataError("the table has no column left to learn")
-        return cls(columns=columns, names=names, dropped=dropped), notes
+        return cls(columns=columns, names=list(found), dropped=dropped,
+                   derived=derived), notes
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -322,7 +340,18 @@ class TableCodec:
                 return c
         if name in self.dropped:
             raise DataError(f"column '{name}' was dropped before training")
+        if self.derived_column(name) is not None:
+            raise DataError(f"column '{name}' is not learned: it is written from another column")
         raise DataError(f"no column '{name}' (columns: {', '.join(self.names)})")
+
+    def derived_column(self, name: str) -> Derived | None:
+        """The derived column named ``name``, or None."""
+        return next((d for d in self.derived if d.name == name), None)
+
+    def kinds(self) -> dict[str, str]:
+        """Every output column's kind (derived ones: the kind they have), in output order."""
+        known = {c.name: c.kind for c in self.columns} | {d.name: d.kind for d in self.derived}
+        return {n: known[n] for n in self.names}
 
     # -- rows <-> vectors ----------------------------------------------------------------------
 
@@ -390,15 +419,20 @@ class TableCodec:
             raise DataError(f"vectors of shape {tuple(a.shape)} do not fit this codec's "
                             f"width {self.width}")
         cols: dict[str, Any] = {}
+        drawn: dict[str, list[Any]] = {}  # discrete columns' categories, as JSON values
         n = len(a)
         for c, start in zip(self.columns, self.offsets(), strict=True):
             if c.kind in NUMERIC:
                 cols[c.name] = self._decode_numeric(c, a[:, start:start + c.width])
             elif c.kind in DISCRETE:
                 idx = a[:, start:start + c.width].argmax(1)
-                cols[c.name] = _restore_discrete(c, [c.categories[i] for i in idx])
+                drawn[c.name] = [c.categories[i] for i in idx]
+                cols[c.name] = _restore(c.dtype, c.kind, drawn[c.name])
             else:
-                cols[c.name] = _restore_discrete(c, [c.value] * n)
+                cols[c.name] = _restore(c.dtype, c.kind, [c.value] * n)
+        for d in self.derived:
+            lookup = d.lookup()
+            cols[d.name] = _restore(d.dtype, d.kind, [lookup[v] for v in drawn[d.source]])
         return pd.DataFrame(cols, columns=self.names)
 
     @staticmethod
@@ -441,7 +475,8 @@ class TableCodec:
     def to_json(self) -> dict[str, Any]:
         """The fitted codec as plain JSON values."""
         return {"format": FORMAT, "names": self.names, "dropped": self.dropped,
-                "columns": [c.to_json() for c in self.columns]}
+                "columns": [c.to_json() for c in self.columns],
+                "derived": [d.to_json() for d in self.derived]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TableCodec:
@@ -450,10 +485,21 @@ class TableCodec:
             if d.get("format") != FORMAT:
                 raise ValueError(f"format {d.get('format')!r}")
             columns = [Column.from_json(c) for c in d["columns"]]
+            derived = [Derived.from_json(x) for x in d.get("derived", [])]
             names = [str(n) for n in d["names"]]
-            if [c.name for c in columns] != names:
+            made = {x.name for x in derived}
+            if ([c.name for c in columns] != [n for n in names if n not in made]
+                    or len(made) != len(derived) or not made <= set(names)):
                 raise ValueError("names do not match the columns")
-            return cls(columns=columns, names=names, dropped=[str(n) for n in d["dropped"]])
+            discrete = {c.name: c for c in columns if c.kind in DISCRETE}
+            for x in derived:
+                source = discrete.get(x.source)
+                if source is None or {repr(k) for k in x.keys} != set(map(repr,
+                                                                           source.categories)):
+                    raise ValueError(f"derived column {x.name}: its source {x.source!r} is not "
+                                     "a learned discrete column with those categories")
+            return cls(columns=columns, names=names, dropped=[str(n) for n in d["dropped"]],
+                       derived=derived)
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"invalid table codec: {e}") from None
 
@@ -468,18 +514,19 @@ def typed(df: pd.DataFrame, codec: TableCodec) -> pd.DataFrame:
     return out
 
 
-def _restore_discrete(c: Column, values: list[Any]) -> pd.Series:
-    """Decoded categories in the column's original dtype where it had one."""
+def _restore(dtype: str, kind: str, values: list[Any]) -> pd.Series:
+    """Decoded values (JSON values, None = missing) in the column's original dtype where it had
+    one."""
     s = pd.Series(values, dtype=object)
     has_missing = any(v is None for v in values)
-    if c.dtype == "bool" or c.kind == "boolean":
+    if dtype == "bool" or kind == "boolean":
         return s.astype("boolean") if has_missing else s.astype(bool)
-    if c.dtype.startswith(("int", "uint", "Int")):
-        return s.astype("Int64") if has_missing or c.dtype.startswith("Int") else s.astype(c.dtype)
-    if c.dtype.startswith("float"):
+    if dtype.startswith(("int", "uint", "Int")):
+        return s.astype("Int64") if has_missing or dtype.startswith("Int") else s.astype(dtype)
+    if dtype.startswith("float"):
         return s.astype("float64")
-    if c.dtype in ("str", "string"):
-        return s.astype(c.dtype)
+    if dtype in ("str", "string"):
+        return s.astype(dtype)
     if has_missing:
         s[s.isna()] = np.nan
     return s

@@ -22,6 +22,7 @@ from ...conditioning import Conditioning
 from ...errors import DataError
 from ...training.devices import upload
 from .codec import DISCRETE, NUMERIC, TableCodec
+from .dependencies import Derived
 
 OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "<=": operator.le, ">=": operator.ge, "!=": operator.ne, "=": operator.eq,
@@ -140,6 +141,10 @@ def parse_where(texts: list[str] | tuple[str, ...], codec: TableCodec) -> list[C
             raise DataError(f"--where '{text}' must look like column=value "
                             "(or !=, <, <=, >, >=)")
         name, op, raw = m.group(1), "=" if m.group(2) == "==" else m.group(2), m.group(3)
+        d = codec.derived_column(name)
+        if d is not None:
+            clauses.append(_derived_clause(d, name, op, raw, text))
+            continue
         c = codec.column(name)
         if raw == "":
             if op not in ("=", "!="):
@@ -170,19 +175,53 @@ def parse_where(texts: list[str] | tuple[str, ...], codec: TableCodec) -> list[C
     return clauses
 
 
+def _derived_clause(d: Derived, name: str, op: str, raw: str, text: str) -> Clause:
+    """A clause on a derived column (typed as its values are)."""
+    if raw == "":
+        if op not in ("=", "!="):
+            raise DataError(f"--where '{text}': an empty value means missing; use = or !=")
+        return Clause(name, op, None, text)
+    if d.kind in DISCRETE:
+        if op not in ("=", "!="):
+            raise DataError(f"--where '{text}': column '{name}' is {d.kind}; use = or !=")
+        match = [v for v in d.values if v is not None and str(v) == raw]
+        if not match:
+            seen = ", ".join(sorted({str(v) for v in d.values if v is not None})[:12])
+            raise DataError(f"--where '{text}': '{raw}' never occurs in column '{name}' "
+                            f"in training (values: {seen})")
+        return Clause(name, op, match[0], text)
+    try:
+        return Clause(name, op, float(raw), text)
+    except ValueError:
+        raise DataError(f"--where '{text}': '{raw}' is not a value of {d.kind} column "
+                        f"'{name}'") from None
+
+
+def _asked(codec: TableCodec, cl: Clause) -> tuple[str, Any] | None:
+    """The (discrete column, category) an ``=`` clause asks for, if it names one: on a derived
+    column, its source's category when a single one gives the value."""
+    if cl.op != "=" or cl.value is None:
+        return None
+    d = codec.derived_column(cl.column)
+    if d is None:
+        return (cl.column, cl.value) if codec.column(cl.column).kind in DISCRETE else None
+    keys = [k for k, v in zip(d.keys, d.values, strict=True)
+            if v is not None and v == cl.value]
+    return (d.source, keys[0]) if len(keys) == 1 else None
+
+
 def condition_option(cond: Conditioning, clauses: list[Clause]) -> int | None:
     """The option to condition generated rows on: the rarest category asked with ``=``."""
     if not isinstance(cond, TableConditions) or cond.p_share is None:
         return None
     best, best_share = None, 2.0
     for cl in clauses:
-        if cl.op != "=" or cl.value is None:
+        asked = _asked(cond.codec, cl)
+        if asked is None:
             continue
-        c = cond.codec.column(cl.column)
-        if c.kind not in DISCRETE:
-            continue
-        o = cond.option(cl.column, cl.value)
-        share = c.shares[c.categories.index(cl.value)]
+        c = cond.codec.column(asked[0])
+        o = cond.option(*asked)
+        share = c.shares[c.categories.index(asked[1])]
         if share < best_share:
             best, best_share = o, share
     return best
