@@ -324,7 +324,7 @@ def load_run(path: str | Path, ema: bool = True) -> Run:
         g.load_state_dict(state[key])
     except (KeyError, RuntimeError) as e:
         raise RunError(f"checkpoint in {p} does not fit its config: {e}") from None
-    return Run(path=p, config=cfg, step=int(state["step"]), generator=g.eval(),
+    return Run(path=p, config=cfg, step=int(state["step"]), generator=kind.settled(g, cond),
                num_classes=num_classes, label_share=share, codec=codec, conditioning=cond)
 
 

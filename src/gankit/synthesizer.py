@@ -15,7 +15,7 @@ import pandas as pd
 
 from .config import resolve
 from .errors import RunError
-from .kinds.tables import frames_dataset, sample_rows, target_of
+from .kinds.tables import TableKind, frames_dataset, sample_rows, target_of
 from .kinds.tables.conditions import TableConditions
 from .run import Run, load_run, prepare
 from .training.trainer import Trainer
@@ -76,9 +76,10 @@ class TableSynthesizer:
         trainer.fit(progress=self.progress)
         cond = (TableConditions(data.codec, focus=target_of(cfg.data))
                 if cfg.model.conditional else None)
+        cond = cond if cond is not None and cond.vector_dim else None
+        g = TableKind().settled(copy.deepcopy(trainer.sampler), cond)
         self.run = Run(path=self.out or Path("."), config=cfg, step=trainer.step,
-                       generator=copy.deepcopy(trainer.sampler).eval(), codec=data.codec,
-                       conditioning=cond if cond is not None and cond.vector_dim else None)
+                       generator=g, codec=data.codec, conditioning=cond)
         return self
 
     @property

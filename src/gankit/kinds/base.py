@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import GankitError
 
@@ -78,6 +79,11 @@ class Kind:
         """(codec, conditioning for generated samples) of a finished run: (None, None) where
         the checkpoint holds all (images, points)."""
         return None, None
+
+    def settled(self, g: nn.Module, cond: Conditioning | None) -> nn.Module:
+        """The generator as it samples (eval mode), given the conditions it samples with: ``g``
+        itself where nothing depends on them."""
+        return g.eval()
 
     def conditioning(self, cfg: Config, data: Dataset, x: torch.Tensor, seed: int,
                      device: torch.device) -> Conditioning:

@@ -461,8 +461,8 @@ class Trainer:
         the sampling generator, in its output range, on the CPU."""
         g = self.sampler
         was_training = g.training
-        g.eval()
-        out = g(z.to(self.device), None if y is None else y.to(self.device))
+        settled = self.kind.settled(g, self.cond)
+        out = settled(z.to(self.device), None if y is None else y.to(self.device))
         g.train(was_training)
         return out.cpu()
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from ...conditioning import Conditioning
 from ...config import TABLE_BUILTINS, TABLE_SUFFIXES
@@ -135,6 +136,11 @@ class TableKind(Kind):
         cond = (TableConditions(codec, focus=target_of(cfg.data)) if cfg.model.conditional
                 else None)
         return codec, cond if cond is not None and cond.vector_dim else None
+
+    def settled(self, g: nn.Module, cond: Conditioning | None) -> nn.Module:
+        from .calibrate import calibrated
+
+        return calibrated(g, cond if isinstance(cond, TableConditions) else None)
 
     def conditioning(self, cfg: Config, data: Dataset, x: torch.Tensor, seed: int,
                      device: torch.device) -> Conditioning:
