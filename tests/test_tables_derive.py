@@ -132,3 +132,17 @@ def test_synthesizer_writes_derived_columns_and_where_holds() -> None:
     learned = gankit.TableSynthesizer(steps=2, batch_size=50, overrides=["data.derive=false",
                                                                           "train.threads=1"])
     assert "level" in learned.fit(df).kinds
+
+
+def test_report_panels_draw_derived_columns() -> None:
+    from gankit.kinds.tables.report import associations, marginals_png, shown
+
+    df = schooling()
+    codec, _ = TableCodec.fit(df, derive=True)
+    assert [c.name for c in shown(codec)] == list(df.columns)
+    real = codec.decode(codec.encode(df))
+    a = associations(real, codec, {})
+    names = [c.name for c in shown(codec)]
+    assert a.shape == (6, 6)
+    assert a[names.index("edu"), names.index("level")] > 0.99  # the map, exactly
+    assert marginals_png(real, real, codec).startswith("data:image/png")

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ...metrics.tabular import numeric_values
-from .codec import DISCRETE, NUMERIC, TableCodec, typed
+from .codec import DISCRETE, NUMERIC, Column, TableCodec, typed
+from .dependencies import Derived
 
 if TYPE_CHECKING:
     from ...run import Run
@@ -52,11 +53,18 @@ def cramers_v(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(chi2 / (n * (min(ka, kb) - 1))))
 
 
+def shown(codec: TableCodec) -> list[Column | Derived]:
+    """The columns the panels draw: learned and derived ones, in the table's order."""
+    by_name: dict[str, Column | Derived] = {c.name: c for c in codec.columns}
+    by_name.update({d.name: d for d in codec.derived})
+    return [by_name[n] for n in codec.names]
+
+
 def associations(df: pd.DataFrame, codec: TableCodec,
                  edges: dict[str, np.ndarray]) -> np.ndarray:
     """Pairwise association (C, C): |Spearman| between numeric columns, else Cramér's V of the
     binned columns."""
-    cols = [c for c in codec.columns if c.kind in (*NUMERIC, *DISCRETE)]
+    cols = [c for c in shown(codec) if c.kind in (*NUMERIC, *DISCRETE)]
     codes = {c.name: binned(df[c.name], c.kind, edges.get(c.name)) for c in cols}
     ranks = {c.name: pd.Series(_as_numbers(df[c.name])).rank().to_numpy()
              for c in cols if c.kind in NUMERIC}
@@ -88,7 +96,7 @@ def marginals_png(real: pd.DataFrame, synth: pd.DataFrame, codec: TableCodec) ->
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    cols = [c for c in codec.columns if c.kind != "constant"]
+    cols = [c for c in shown(codec) if c.kind != "constant"]
     ncol = 4
     nrow = max(1, -(-len(cols) // ncol))
     fig = Figure(figsize=(3.2 * ncol, 2.4 * nrow), dpi=80)
@@ -127,9 +135,9 @@ def associations_png(real: pd.DataFrame, synth: pd.DataFrame, codec: TableCodec)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    names = [c.name for c in codec.columns if c.kind in (*NUMERIC, *DISCRETE)]
+    names = [c.name for c in shown(codec) if c.kind in (*NUMERIC, *DISCRETE)]
     edges = {}
-    for c in codec.columns:
+    for c in shown(codec):
         if c.kind in NUMERIC:
             x = _as_numbers(real[c.name])
             x = x[~np.isnan(x)]
