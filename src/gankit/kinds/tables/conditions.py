@@ -22,7 +22,6 @@ from ...conditioning import Conditioning
 from ...errors import DataError
 from ...training.devices import upload
 from .codec import DISCRETE, NUMERIC, TableCodec
-from .dependencies import Derived
 
 OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "<=": operator.le, ">=": operator.ge, "!=": operator.ne, "=": operator.eq,
@@ -142,59 +141,37 @@ def parse_where(texts: list[str] | tuple[str, ...], codec: TableCodec) -> list[C
                             "(or !=, <, <=, >, >=)")
         name, op, raw = m.group(1), "=" if m.group(2) == "==" else m.group(2), m.group(3)
         d = codec.derived_column(name)
-        if d is not None:
-            clauses.append(_derived_clause(d, name, op, raw, text))
-            continue
-        c = codec.column(name)
+        c = codec.column(name) if d is None else None
+        kind = d.kind if d is not None else c.kind
         if raw == "":
             if op not in ("=", "!="):
                 raise DataError(f"--where '{text}': an empty value means missing; use = or !=")
             clauses.append(Clause(name, op, None, text))
             continue
-        if c.kind in DISCRETE:
+        if kind in DISCRETE:
             if op not in ("=", "!="):
-                raise DataError(f"--where '{text}': column '{name}' is {c.kind}; use = or !=")
-            match = [v for v in c.categories if v is not None and str(v) == raw]
+                raise DataError(f"--where '{text}': column '{name}' is {kind}; use = or !=")
+            values = ([v for v in c.categories if v is not None] if c is not None
+                      else list(dict.fromkeys(v for v in d.values if v is not None)))
+            match = [v for v in values if str(v) == raw]
             if not match:
-                seen = ", ".join(str(v) for v in c.categories[:12] if v is not None)
-                more = ", ..." if len(c.categories) > 12 else ""
+                seen = ", ".join(str(v) for v in values[:12])
+                more = ", ..." if len(values) > 12 else ""
                 raise DataError(f"--where '{text}': '{raw}' never occurs in column '{name}' "
                                 f"in training (values: {seen}{more})")
             clauses.append(Clause(name, op, match[0], text))
-        elif c.kind in NUMERIC:
+        elif kind in NUMERIC:
             try:
-                value: Any = pd.Timestamp(raw) if c.kind == "datetime" else float(raw)
+                value: Any = pd.Timestamp(raw) if kind == "datetime" else float(raw)
             except ValueError:
-                raise DataError(f"--where '{text}': '{raw}' is not a value of {c.kind} "
+                raise DataError(f"--where '{text}': '{raw}' is not a value of {kind} "
                                 f"column '{name}'") from None
-            if c.kind == "datetime" and c.tz and value.tzinfo is None:
+            if kind == "datetime" and c is not None and c.tz and value.tzinfo is None:
                 value = value.tz_localize(c.tz)
             clauses.append(Clause(name, op, value, text))
         else:  # constant
             clauses.append(Clause(name, op, c.value if str(c.value) == raw else raw, text))
     return clauses
-
-
-def _derived_clause(d: Derived, name: str, op: str, raw: str, text: str) -> Clause:
-    """A clause on a derived column (typed as its values are)."""
-    if raw == "":
-        if op not in ("=", "!="):
-            raise DataError(f"--where '{text}': an empty value means missing; use = or !=")
-        return Clause(name, op, None, text)
-    if d.kind in DISCRETE:
-        if op not in ("=", "!="):
-            raise DataError(f"--where '{text}': column '{name}' is {d.kind}; use = or !=")
-        match = [v for v in d.values if v is not None and str(v) == raw]
-        if not match:
-            seen = ", ".join(sorted({str(v) for v in d.values if v is not None})[:12])
-            raise DataError(f"--where '{text}': '{raw}' never occurs in column '{name}' "
-                            f"in training (values: {seen})")
-        return Clause(name, op, match[0], text)
-    try:
-        return Clause(name, op, float(raw), text)
-    except ValueError:
-        raise DataError(f"--where '{text}': '{raw}' is not a value of {d.kind} column "
-                        f"'{name}'") from None
 
 
 def _asked(codec: TableCodec, cl: Clause) -> tuple[str, Any] | None:
