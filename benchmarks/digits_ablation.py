@@ -20,6 +20,7 @@ import torch
 
 from gankit import load_data, resolve
 from gankit.clusters import draw_labels
+from gankit.evaluation import class_scores
 from gankit.metrics.evaluate import evaluate, reference
 from gankit.training.trainer import Trainer
 
@@ -89,7 +90,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "digits + no EMA": ("digits", ["train.ema=0.0"]),
     "digits + D SN": ("digits", ["model.d_spectral_norm=true"]),
 }
-KEYS = ("fd", "precision", "recall", "coverage", "classes", "class_kl")
+KEYS = ("fd", "precision", "recall", "coverage", "classes", "class_kl", "class_hit",
+        "class_recall_min")
 
 
 def run(preset: str, overrides: list[str], at: list[int], seed: int, ref,
@@ -113,7 +115,10 @@ def run(preset: str, overrides: list[str], at: list[int], seed: int, ref,
         cpu += time.process_time() - c0
         with torch.no_grad():
             images = ((trainer.generate(z, y) - lo) / (hi - lo)).clamp(0, 1)
-        rows.append((step, cpu, evaluate(images, ref)))
+        scores = evaluate(images, ref)
+        if y is not None and cfg.model.conditional:
+            scores.update(class_scores(images, y.numpy(), ref))
+        rows.append((step, cpu, scores))
     return rows
 
 
@@ -125,6 +130,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--num", type=int, default=2500, help="samples per evaluation")
     ap.add_argument("--only", nargs="*", help="variant names to run")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="overrides added to every variant run (for a variant not in the list)")
     args = ap.parse_args()
     ref = reference(load_data(resolve("classic").data))
     print(f"cpu {torch.backends.cpu.get_cpu_capability()}, one thread; {args.num} samples")
@@ -132,10 +139,13 @@ def main() -> None:
           + " ".join(f"{k:>9s}" for k in KEYS))
     for name in args.only or list(VARIANTS):
         preset, overrides = VARIANTS[name]
+        overrides = [*overrides, *args.set]
+        if args.set:
+            name = f"{name} + {' '.join(args.set)}"
         for seed in args.seeds:
             for step, cpu, sc in run(preset, overrides, sorted(args.at), seed, ref, args.num):
-                cells = " ".join(f"{sc[k]:9d}" if k == "classes" else f"{sc[k]:9.3f}"
-                                 for k in KEYS)
+                cells = " ".join(f"{sc[k]:9d}" if k == "classes" else
+                                 f"{sc.get(k, float('nan')):9.3f}" for k in KEYS)
                 print(f"{name:40s} {seed:4d} {step:6d} {cpu:6.1f} {cells}", flush=True)
 
 
