@@ -136,7 +136,11 @@ def run_dataset(dataset: str, strings: list[str], args: argparse.Namespace, seed
     run = load_run(out)
     g_params = sum(p.numel() for p in run.generator.parameters())
     t0 = time.perf_counter()
-    lm = fit_lm(ids, codec.vocab_size, 0, seed=seed, seconds=args.seconds)
+    t = cfg.train  # the GAN's pre-training recipe, unless given
+    lm = fit_lm(ids, codec.vocab_size, 0, seed=seed, seconds=args.seconds,
+                hidden=args.lm_hidden or cfg.model.g_hidden[0],
+                batch=args.lm_batch or t.batch_size, lr=args.lm_lr or t.pretrain_lr,
+                lr_final=args.lm_lr_final or t.pretrain_lr_final)
     lm_time = time.perf_counter() - t0
     lm_params = sum(p.numel() for p in lm.parameters())
     print(f"[{dataset}] GAN: {gan_steps} steps ({pre_steps} of MLE pre-training, "
@@ -203,21 +207,49 @@ def table(rows: list[dict]) -> str:
     return "\n".join([head, "|" + "---|" * (4 + len(COLUMNS)), *map(format_row, rows)])
 
 
+def summary(rows: list[dict]) -> tuple[list[dict], str]:
+    """Rows averaged over seeds (per dataset, model and temperature), and their table of
+    mean ± standard deviation."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["model"], r["temperature"]), []).append(r)
+    means, lines = [], []
+    for (dataset, model, temp), rs in groups.items():
+        mean = {"dataset": dataset, "model": model, "temperature": temp, "seeds": len(rs)}
+        cells = []
+        for c in COLUMNS:
+            vals = [r[c] for r in rs if isinstance(r.get(c), float)]
+            if vals:
+                mean[c] = float(np.mean(vals))
+                cells.append(f"{np.mean(vals):.3f} ± {np.std(vals):.3f}")
+            else:
+                cells.append("-")
+        means.append(mean)
+        t = "-" if temp is None else f"{temp:g}"
+        lines.append(f"| {dataset} | {model} | {t} | {len(rs)} | " + " | ".join(cells) + " |")
+    head = "| data | model | T | seeds | " + " | ".join(COLUMNS) + " |"
+    return means, "\n".join([head, "|" + "---|" * (4 + len(COLUMNS)), *lines])
+
+
 def plot(rows: list[dict], path: Path) -> None:
-    """Per dataset: quality (oracle NLL) against diversity (reverse NLL) over temperature, and
-    BLEU-4 against self-BLEU-4."""
+    """Per dataset, means over seeds: quality (oracle NLL) against diversity (reverse NLL) over
+    temperature, BLEU-4 against self-BLEU-4, and for SMILES validity against uniqueness."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         print("matplotlib is not installed: no PNG", file=sys.stderr)
         return
+    rows = summary(rows)[0]
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    fig = Figure(figsize=(10, 4 * len(datasets)), dpi=90)
+    fig = Figure(figsize=(15, 4 * len(datasets)), dpi=90)
     FigureCanvasAgg(fig)
     for i, d in enumerate(datasets):
-        for j, (x, y) in enumerate((("nll", "rev_nll"), ("self_bleu4", "bleu4"))):
-            ax = fig.add_subplot(len(datasets), 2, 2 * i + j + 1)
+        axes = [("nll", "rev_nll"), ("self_bleu4", "bleu4")]
+        if any(isinstance(r.get("validity"), float) for r in rows if r["dataset"] == d):
+            axes.append(("uniqueness", "validity"))
+        for j, (x, y) in enumerate(axes):
+            ax = fig.add_subplot(len(datasets), 3, 3 * i + j + 1)
             for model, style in (("gan", "o-"), ("mle", "s-"), ("latent", "^-")):
                 pts = [r for r in rows if r["dataset"] == d and r["model"] == model]
                 if not pts:
@@ -227,10 +259,13 @@ def plot(rows: list[dict], path: Path) -> None:
                     ax.annotate(f"{r['temperature']:g}", (r[x], r[y]), fontsize=7)
             real = [r for r in rows if r["dataset"] == d and r["model"] == "real"]
             ax.plot([r[x] for r in real], [r[y] for r in real], "k*", ms=12, label="real")
-            ax.set_xlabel(x + (" (quality, lower better)" if x == "nll" else " (lower: diverse)"))
+            ax.set_xlabel(x + {"nll": " (quality, lower better)",
+                               "uniqueness": " (diversity, higher better)"}.get(
+                                   x, " (lower: diverse)"))
             ax.set_ylabel(y + (" (diversity, lower better)" if y == "rev_nll" else
                                " (quality, higher better)"))
-            ax.set_title(d)
+            seeds = max(r["seeds"] for r in pts + real) if pts + real else 0
+            ax.set_title(f"{d} (mean of {seeds} seed{'s' * (seeds != 1)})")
             ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,10 +289,25 @@ def main() -> None:
                    help="gan and mle always run; add latent for the text-latent GAN")
     p.add_argument("--ae-steps", type=int, default=1000,
                    help="autoencoder steps of the latent GAN (inside its --seconds)")
+    p.add_argument("--lm-lr", type=float, default=0.0,
+                   help="the MLE model's learning rate (0: the GAN's train.pretrain_lr)")
+    p.add_argument("--lm-lr-final", type=float, default=0.0,
+                   help="its rate's final share, falling linearly over --seconds (0: the GAN's "
+                        "train.pretrain_lr_final)")
+    p.add_argument("--lm-batch", type=int, default=0, help="its batch (0: the GAN's)")
+    p.add_argument("--lm-hidden", type=int, default=0, help="its GRU width (0: the GAN's)")
     p.add_argument("--wheels", type=Path, default=Path("/tmp/wheels"))
     p.add_argument("--png", type=Path, default=None)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="train nothing: the tables and PNG of rows an earlier --json wrote")
     args = p.parse_args()
+    if args.from_json is not None:
+        rows = json.loads(args.from_json.read_text())
+        print(table(rows) + "\n\n" + summary(rows)[1])
+        if args.png is not None:
+            plot(rows, args.png)
+        return
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}"
           ", 1 thread", flush=True)
@@ -268,7 +318,7 @@ def main() -> None:
                 args.wheels, args.strings, 0)
             for seed in args.seeds:
                 rows += run_dataset(dataset, strings, args, seed, Path(tmp))
-    print(table(rows))
+    print(table(rows) + "\n\n" + summary(rows)[1])
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))

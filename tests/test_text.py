@@ -170,6 +170,22 @@ def test_the_guards_rate_cut_reaches_pretraining(names: Path,
     assert trainer.opt_pre.param_groups[0]["lr"] == pytest.approx(2.5e-4)
 
 
+def test_pretraining_rate_falls_linearly_to_its_final_share(names: Path) -> None:
+    cfg = cfg_for(names, *PRETRAIN, "train.pretrain_lr=1e-3", "train.pretrain_lr_final=0.1")
+    trainer = Trainer(cfg, TextKind().load(cfg.data))
+    rates = {}
+    for step in (0, 7, 14, 20):  # pre-training is steps 0..14
+        trainer.step = step
+        trainer.set_rates()
+        rates[step] = trainer.opt_pre.param_groups[0]["lr"]
+    assert rates[0] == pytest.approx(1e-3) and rates[14] == pytest.approx(1e-4)
+    assert rates[7] == pytest.approx(5.5e-4) and rates[20] == pytest.approx(1e-4)
+    assert resolve("text").train.pretrain_lr_final < 1.0  # the preset decays
+    for bad in ("0", "1.5"):
+        with pytest.raises(ConfigError, match="pretrain_lr_final"):
+            cfg_for(names, f"train.pretrain_lr_final={bad}")
+
+
 def test_pretraining_is_logged_and_checkpointed(names: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     prepare(cfg_for(names, *PRETRAIN, "train.checkpoint_every=5"), out).fit(progress=False)

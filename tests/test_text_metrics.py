@@ -176,6 +176,22 @@ def test_language_model_learns_and_samples_known_strings() -> None:
     assert drawn == codec.strings(sample_lm(lm, 200, codec.length, 0.5, seed=1))
 
 
+def test_language_model_rate_schedule() -> None:
+    torch.set_num_threads(1)
+    corpus = ["abab", "baba", "abba"] * 30
+    codec = TextCodec.fit(corpus)
+    ids = codec.ids(corpus)
+
+    def weights(steps: int, lr_final: float) -> torch.Tensor:
+        lm = fit_lm(ids, codec.vocab_size, steps, seed=0, hidden=16, lr_final=lr_final)
+        return torch.cat([p.detach().flatten() for p in lm.parameters()])
+
+    # the first step is at the full rate; later ones are slower, so the weights differ
+    assert torch.equal(weights(1, 0.1), weights(1, 1.0))
+    assert not torch.equal(weights(5, 0.1), weights(5, 1.0))
+    assert torch.equal(weights(5, 0.1), weights(5, 0.1))
+
+
 # -- SMILES validity by RDKit (the chemistry the syntax check leaves out) -------------------------
 
 # well-formed SMILES that are not molecules: a five-bonded carbon, an aromatic ring that cannot

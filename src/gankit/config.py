@@ -222,6 +222,9 @@ class TrainConfig:
     # pretrain_lr, betas 0.9/0.999), the adversarial steps follow; they count in train.steps.
     pretrain_steps: int = 0
     pretrain_lr: float = 2e-3
+    # the share of pretrain_lr left at the last pre-training step: the rate falls linearly from
+    # pretrain_lr to pretrain_lr * pretrain_lr_final over the pre-training steps; 1 = constant
+    pretrain_lr_final: float = 1.0
     # model.family=text: 0 trains at Gumbel-softmax temperature 0.5; > 0 anneals RelGAN's
     # inverse temperature beta from 1 to this over the adversarial steps (exponentially; like
     # lr_decay it follows train.steps, so a run given more steps on resume anneals anew)
@@ -590,6 +593,8 @@ def validate(cfg: Config) -> None:
              f"train.pretrain_steps must be in 0..1e9 (0 = none), got {t.pretrain_steps}")
     _require(0.0 < t.pretrain_lr <= 1.0,
              f"train.pretrain_lr must be in (0, 1], got {t.pretrain_lr}")
+    _require(0.0 < t.pretrain_lr_final <= 1.0,
+             f"train.pretrain_lr_final must be in (0, 1], got {t.pretrain_lr_final}")
     _require(t.gumbel_beta_max == 0.0 or 1.0 <= t.gumbel_beta_max <= 1e6,
              f"train.gumbel_beta_max must be 0 (off) or in 1..1e6, got {t.gumbel_beta_max}")
     for key in ("pretrain_steps", "gumbel_beta_max"):

@@ -212,6 +212,8 @@ class Trainer:
     def pretrain_step(self) -> None:
         """One step of MLE pre-training: G alone, by its teacher-forced next-token
         cross-entropy (``G.nll``) on a real batch; the loss is logged as ``loss_mle``."""
+        if self.cfg.train.pretrain_lr_final < 1.0:
+            self.set_rates()
         idx, _ = self.cond.batch(self.draw, self.gen_data, self.part, self.device)
         real = self.x.index_select(0, idx)
         with fast.autocast(self.precision, self.device):
@@ -241,6 +243,14 @@ class Trainer:
         span = t.lr_decay * t.steps
         return 1.0 if span <= 0 else min(1.0, (t.steps - self.step) / span)
 
+    def pretrain_lr_scale(self) -> float:
+        """The factor on ``train.pretrain_lr`` for the coming step: 1 at the first step of
+        pre-training, falling linearly to ``train.pretrain_lr_final`` at its last. A pure
+        function of the step, so resume is exact."""
+        t = self.cfg.train
+        done = min(self.step, t.pretrain_steps - 1) / max(1, t.pretrain_steps - 1)
+        return 1.0 - (1.0 - t.pretrain_lr_final) * done
+
     def set_rates(self) -> tuple[float, float]:
         """Set both optimizers' learning rates for the coming step; returns (lr_g, lr_d).
 
@@ -256,7 +266,7 @@ class Trainer:
                 group["lr"] = lr
         if self.opt_pre is not None:
             for group in self.opt_pre.param_groups:
-                group["lr"] = self.cfg.train.pretrain_lr * cut
+                group["lr"] = self.cfg.train.pretrain_lr * self.pretrain_lr_scale() * cut
         return rates
 
     def apply_remedies(self) -> None:

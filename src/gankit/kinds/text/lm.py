@@ -57,9 +57,12 @@ def mean_nll(model: CharLM, ids: torch.Tensor) -> float:
 
 
 def fit_lm(ids: torch.Tensor, vocab: int, steps: int, seed: int = 0, hidden: int = 128,
-           batch: int = 128, lr: float = 2e-3, seconds: float = 0.0) -> CharLM:
+           batch: int = 128, lr: float = 2e-3, seconds: float = 0.0,
+           lr_final: float = 1.0) -> CharLM:
     """A CharLM trained by maximum likelihood on ``ids`` for ``steps`` Adam steps (or until
-    ``seconds`` of training when > 0), reproducible from ``seed``."""
+    ``seconds`` of training when > 0), reproducible from ``seed`` (with ``seconds``, up to the
+    number of steps the time allows). The rate falls linearly from ``lr`` to
+    ``lr * lr_final`` over the steps (or the seconds); 1 keeps it constant."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CharLM(vocab, hidden)
@@ -68,7 +71,11 @@ def fit_lm(ids: torch.Tensor, vocab: int, steps: int, seed: int = 0, hidden: int
     mask = scored(ids)
     start = time.perf_counter()
     step = 0
-    while step < steps if seconds <= 0 else time.perf_counter() - start < seconds:
+    while step < steps if seconds <= 0 else (elapsed := time.perf_counter() - start) < seconds:
+        if lr_final < 1.0:
+            done = step / max(1, steps - 1) if seconds <= 0 else elapsed / seconds
+            for group in opt.param_groups:
+                group["lr"] = lr * (1.0 - (1.0 - lr_final) * done)
         idx = torch.randint(len(ids), (batch,), generator=gen)
         x, m = ids[idx], mask[idx]
         logp = torch.log_softmax(model(x), 2).gather(2, x.unsqueeze(2)).squeeze(2)
