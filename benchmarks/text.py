@@ -10,7 +10,9 @@ against a convolutional discriminator, relativistic loss, after the preset's MLE
 pre-training of the generator, ``train.pretrain_steps``, which counts in its time) and a
 character GRU language model trained by maximum likelihood (``gankit.kinds.text.lm``, MOSES's
 CharRNN in small), and the ``text-latent`` GAN (an autoencoder, then WGAN-GP on its codes;
-sampled at the decoder's temperature, its autoencoder's training counted in its time). Each is
+sampled at the decoder's temperature, its autoencoder's training counted in its time);
+``--models`` picks which of the three train (``--gan-set``'s ``data.*`` values hold for the
+latent GAN too, so both GANs see the same split). Each is
 sampled at every temperature of ``--temperatures`` and scored on the same held-out strings:
 
 - quality: ``nll``, the mean per-token NLL of the samples under an *oracle* language model
@@ -127,33 +129,41 @@ def run_dataset(dataset: str, strings: list[str], args: argparse.Namespace, seed
     rows.append({"dataset": dataset, "seed": seed, "model": "real", "temperature": None,
                  **score(real, train, train_set, holdout, codec, oracle, checker, dataset,
                          seed)})
-    out = work / f"gan-{dataset}-{seed}"
-    t0 = time.perf_counter()
-    trainer = prepare(cfg, out)
-    trainer.fit(progress=False)
-    gan_time, gan_steps = time.perf_counter() - t0, trainer.step
-    pre_steps = min(gan_steps, cfg.train.pretrain_steps)  # of MLE pre-training, inside the time
-    run = load_run(out)
-    g_params = sum(p.numel() for p in run.generator.parameters())
-    t0 = time.perf_counter()
-    t = cfg.train  # the GAN's pre-training recipe, unless given
-    lm = fit_lm(ids, codec.vocab_size, 0, seed=seed, seconds=args.seconds,
-                hidden=args.lm_hidden or cfg.model.g_hidden[0],
-                batch=args.lm_batch or t.batch_size, lr=args.lm_lr or t.pretrain_lr,
-                lr_final=args.lm_lr_final or t.pretrain_lr_final)
-    lm_time = time.perf_counter() - t0
-    lm_params = sum(p.numel() for p in lm.parameters())
-    print(f"[{dataset}] GAN: {gan_steps} steps ({pre_steps} of MLE pre-training, "
-          f"{gan_steps - pre_steps} adversarial) in {gan_time:.0f}s, G {g_params} parameters; "
-          f"MLE: {args.seconds:.0f}s, {lm_params} parameters (wall {lm_time:.0f}s)", flush=True)
+    run = lm = None
+    gan_steps = pre_steps = g_params = lm_params = None
+    if "gan" in args.models:
+        out = work / f"gan-{dataset}-{seed}"
+        t0 = time.perf_counter()
+        trainer = prepare(cfg, out)
+        trainer.fit(progress=False)
+        gan_time, gan_steps = time.perf_counter() - t0, trainer.step
+        pre_steps = min(gan_steps, cfg.train.pretrain_steps)  # of MLE pre-training, in the time
+        run = load_run(out)
+        g_params = sum(p.numel() for p in run.generator.parameters())
+        print(f"[{dataset}] GAN: {gan_steps} steps ({pre_steps} of MLE pre-training, "
+              f"{gan_steps - pre_steps} adversarial) in {gan_time:.0f}s, G {g_params} "
+              "parameters", flush=True)
+    if "mle" in args.models:
+        t0 = time.perf_counter()
+        t = cfg.train  # the GAN's pre-training recipe, unless given
+        lm = fit_lm(ids, codec.vocab_size, 0, seed=seed, seconds=args.seconds,
+                    hidden=args.lm_hidden or cfg.model.g_hidden[0],
+                    batch=args.lm_batch or t.batch_size, lr=args.lm_lr or t.pretrain_lr,
+                    lr_final=args.lm_lr_final or t.pretrain_lr_final)
+        lm_params = sum(p.numel() for p in lm.parameters())
+        print(f"[{dataset}] MLE: {args.seconds:.0f}s, {lm_params} parameters (wall "
+              f"{time.perf_counter() - t0:.0f}s)", flush=True)
     latent = None
     if "latent" in args.models:
         latent, latent_note = train_latent(path, seed, args, extra, work / f"lat-{dataset}-{seed}")
         print(f"[{dataset}] latent GAN: {latent_note}", flush=True)
     for temp in args.temperatures:
-        gan = sample_strings(run, args.num, seed + 1, temp)
-        mle = codec.strings(sample_lm(lm, args.num, codec.length, temp, seed=seed + 1))
-        made = [("gan", gan), ("mle", mle)]
+        made = []
+        if run is not None:
+            made.append(("gan", sample_strings(run, args.num, seed + 1, temp)))
+        if lm is not None:
+            made.append(("mle", codec.strings(sample_lm(lm, args.num, codec.length, temp,
+                                                        seed=seed + 1))))
         if latent is not None:
             made.append(("latent", sample_strings(latent, args.num, seed + 1, temp)))
         for model, samples in made:
@@ -177,7 +187,8 @@ def train_latent(path: Path, seed: int, args: argparse.Namespace, extra: list[st
     """The text-latent run on ``path``: its autoencoder's steps and the GAN's time together
     take about ``--seconds`` (the autoencoder is timed first, on a copy of the data)."""
     t0 = time.perf_counter()
-    probe = resolve("text-latent", overrides=[f"data.source={path}", *extra,
+    same_data = [o for o in args.gan_set if o.startswith("data.")]  # the same split
+    probe = resolve("text-latent", overrides=[f"data.source={path}", *extra, *same_data,
                                               f"data.autoencoder_steps={args.ae_steps}"])
     data = TextKind().load(probe.data)  # the autoencoder, timed (the run trains the same one)
     ae_time = time.perf_counter() - t0
@@ -286,7 +297,8 @@ def main() -> None:
     p.add_argument("--temperatures", nargs="+", type=float, default=list(TEMPERATURES))
     p.add_argument("--gan-set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--models", nargs="+", default=["gan", "mle", "latent"],
-                   help="gan and mle always run; add latent for the text-latent GAN")
+                   choices=["gan", "mle", "latent"],
+                   help="which models train (latent: the text-latent GAN)")
     p.add_argument("--ae-steps", type=int, default=1000,
                    help="autoencoder steps of the latent GAN (inside its --seconds)")
     p.add_argument("--lm-lr", type=float, default=0.0,

@@ -218,15 +218,31 @@ def test_healthy_run_has_no_alarm(tmp_path: Path) -> None:
     assert len(figures) == 8 and figures[-1]["modes_seen"] == 8 and figures[-1]["diversity"] > 0.8
 
 
+def test_collapse_rate_cuts_are_capped() -> None:
+    g = Guard(GuardConfig(collapse_lr_factor=0.1, collapse_lr_max=1e-3))
+    assert g.lr_cap() == float("inf")  # no cut yet
+    g.remedies, g.retries = [("r1", 600)], 1
+    assert g.lr_cap() == float("inf")  # a penalty is not a rate cut
+    g.remedies, g.retries = [*g.remedies, ("lr", 1200)], 2
+    assert g.lr_cap() == pytest.approx(1e-3) and g.lr_scale() == pytest.approx(0.1)
+    g.remedies, g.retries = [*g.remedies, ("lr", 1800)], 3
+    assert g.lr_cap() == pytest.approx(1e-4) and g.lr_scale() == pytest.approx(0.01)
+    g.cfg = GuardConfig(collapse_lr_max=0.0)
+    assert g.lr_cap() == float("inf")  # 0: no cap
+    with pytest.raises(ConfigError, match="collapse_lr_max"):
+        resolve("classic", overrides=["guard.collapse_lr_max=-1"])
+
+
 def test_collapse_is_rolled_back_and_remedied(tmp_path: Path) -> None:
-    # lr 0.5 collapses; one cut by 0.002 (to 1e-3) trains ring8 (measured: all 8 modes).
-    cfg = collapsing("guard.collapse_lr_factor=0.002", 'guard.remedies=["lr"]', steps=600)
+    # lr 0.5 collapses; one cut, capped at guard.collapse_lr_max (1e-3, where a cut by the
+    # factor 0.1 alone gives 0.05), trains ring8 (measured: all 8 modes).
+    cfg = collapsing('guard.remedies=["lr"]', steps=600)
     trainer = gankit.train(cfg, out=tmp_path / "run", progress=False)
     rolled = [e for e in events(tmp_path / "run") if e.get("action") == "rollback"]
     assert len(rolled) == 1
     e = rolled[0]
     assert e["reason"] == "mode_collapse" and e["remedy"] == "lr" and e["rollback_to"] < 100
-    assert e["lr_g"] == pytest.approx(1e-3)
+    assert e["lr_g"] == pytest.approx(1e-3) and e["lr_d"] == pytest.approx(1e-3)
     assert trainer.step == 600
     last = [r for r in runlog.read(tmp_path / "run" / "metrics.jsonl") if "diversity" in r][-1]
     assert last["modes_seen"] == 8 and last["duplicates"] < 0.1
@@ -285,6 +301,7 @@ def test_collapse_that_cannot_be_remedied_stops_with_exit_3(
     code = main(["train", "--preset", "mixture", "--data", "ring8", "--steps", "600",
                  "--out", str(tmp_path / "run"), *sum((["--set", s] for s in COLLAPSING), []),
                  "--set", "guard.max_retries=1", "--set", "guard.collapse_lr_factor=0.9",
+                 "--set", "guard.collapse_lr_max=0",  # no cap: a cut that does not cure
                  "--set", 'guard.remedies=["lr"]', "--quiet"])
     assert code == 3
     err = capsys.readouterr().err.strip().splitlines()

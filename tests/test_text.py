@@ -18,6 +18,7 @@ from gankit.cli import main
 from gankit.config import DataConfig, resolve
 from gankit.errors import ConfigError, DataError
 from gankit.kinds.text import TextCodec, TextKind, sample_strings, walk
+from gankit.kinds.text import codec as codec_module
 from gankit.models.text import TAU, gumbel_tau
 from gankit.run import load_run, prepare
 from gankit.training import checkpoint
@@ -300,6 +301,15 @@ def test_latent_codec_round_trips_through_json(names: Path) -> None:
     assert again.decode(data.samples[:20]) == codec.decode(data.samples[:20])
     stored = TextKind().load(latent_cfg(names).data, codec.to_json())  # resume: no retraining
     assert torch.equal(stored.samples, data.samples)
+
+
+def test_latent_codes_are_the_same_in_chunks(names: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    codec = TextKind().load(latent_cfg(names).data).codec
+    strings = names.read_text().split()[:50]
+    whole = codec.encode(strings)
+    monkeypatch.setattr(codec_module, "ENCODE_CHUNK", 7)  # 8 chunks, the last of 1
+    assert torch.allclose(codec.encode(strings), whole, atol=1e-6)
+    assert codec.encode([]).shape == (0, whole.shape[1])
 
 
 def test_latent_train_sample_walk(names: Path, tmp_path: Path,

@@ -287,6 +287,10 @@ class GuardConfig:
     # taken back, the cut after it brought ring8 at lr 0.1 back (R1 kept on spread it off).
     remedies: tuple[str, ...] = ("r1", "lr", "lr")
     collapse_lr_factor: float = 0.1  # the lr remedy's factor on both learning rates
+    # ... and after its first cut no rate is above collapse_lr_max (after the k-th, above
+    # collapse_lr_max * collapse_lr_factor ** (k - 1)): a rate far past where Adam trains GANs
+    # (lr 0.5) is brought into range at once instead of in tenths. 0: no cap.
+    collapse_lr_max: float = 1e-3
 
 
 @dataclass(frozen=True)
@@ -635,6 +639,8 @@ def _validate_guard(g: GuardConfig) -> None:
              f"guard.diversity_checks must be in 1..1000, got {g.diversity_checks}")
     _require(0.0 < g.collapse_lr_factor <= 1.0,
              f"guard.collapse_lr_factor must be in (0, 1], got {g.collapse_lr_factor}")
+    _require(0.0 <= g.collapse_lr_max <= 1e3,
+             f"guard.collapse_lr_max must be in 0..1e3 (0 = no cap), got {g.collapse_lr_max}")
     bad = [r for r in g.remedies if r not in REMEDIES]
     _require(not bad, f"guard.remedies: unknown remedy '{bad[0] if bad else ''}' "
                       f"(choose from {', '.join(REMEDIES)})")

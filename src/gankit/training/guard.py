@@ -20,7 +20,8 @@ mode collapse: from the last measurement within bounds, or the oldest state ther
 was), or to the state at the start of ``fit`` when there is none. After a divergence the
 learning rates are multiplied by ``lr_factor`` and the penalty weights by ``penalty_factor``;
 after a mode collapse the next of ``remedies`` is applied (``r1``: an R1 penalty, or a stronger
-one; ``lr``: the rates times ``collapse_lr_factor``; ``noise``: instance noise that fades out
+one; ``lr``: the rates times ``collapse_lr_factor``, and at most ``collapse_lr_max`` (a factor
+lower at each later cut); ``noise``: instance noise that fades out
 over ``reg.noise_steps`` from then): rate cuts add up, while a penalty holds only until the next
 rollback (one that did not cure is taken back). Training goes on; after ``max_retries`` rollbacks it
 stops with DivergedError. With no remedies a mode collapse is only warned about. Each event goes
@@ -117,6 +118,15 @@ class Guard:
         """The factor on the configured learning rates after the rollbacks so far."""
         collapse_cuts = sum(1 for remedy, _ in self.remedies if remedy == "lr")
         return self.cfg.lr_factor ** self.divergences * self.cfg.collapse_lr_factor ** collapse_cuts
+
+    def lr_cap(self) -> float:
+        """The most either learning rate may be after the collapse rate cuts so far
+        (``collapse_lr_max``, a ``collapse_lr_factor`` lower at each cut after the first; no
+        limit before the first cut or with ``collapse_lr_max`` 0)."""
+        cuts = sum(1 for remedy, _ in self.remedies if remedy == "lr")
+        if cuts == 0 or self.cfg.collapse_lr_max <= 0:
+            return math.inf
+        return self.cfg.collapse_lr_max * self.cfg.collapse_lr_factor ** (cuts - 1)
 
     def regularisers(self, base: Any) -> tuple[Any, int]:
         """(``base`` reg config with the remedies so far applied, the step instance noise

@@ -255,12 +255,14 @@ class Trainer:
         """Set both optimizers' learning rates for the coming step; returns (lr_g, lr_d).
 
         The configured rates times the schedule (``lr_scale``) times the guard's cut after its
-        rollbacks so far (``Guard.lr_scale``). G's pre-training rate, if it has one, takes the
-        guard's cut too (a rollback into pre-training retries it slower).
+        rollbacks so far (``Guard.lr_scale``), each at most the guard's cap after its collapse
+        rate cuts (``Guard.lr_cap``) times the schedule. G's pre-training rate, if it has one,
+        takes the guard's cut too (a rollback into pre-training retries it slower).
         """
         cut = self.guard.lr_scale()
         scale = self.lr_scale() * cut
-        rates = (self.cfg.train.lr_g * scale, self.cfg.train.lr_d * scale)
+        cap = self.guard.lr_cap() * self.lr_scale()
+        rates = (min(self.cfg.train.lr_g * scale, cap), min(self.cfg.train.lr_d * scale, cap))
         for opt, lr in zip((self.opt_g, self.opt_d), rates, strict=True):
             for group in opt.param_groups:
                 group["lr"] = lr

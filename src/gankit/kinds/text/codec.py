@@ -20,6 +20,7 @@ import torch
 from ...errors import DataError
 
 END = 0  # the token that ends (and pads) every string
+ENCODE_CHUNK = 4096  # strings an autoencoder encodes at a time (190,000 at once took > 24 GB)
 FORMAT = 1
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ class TextCodec:
         ids = self.ids(strings)
         if self.autoencoder is not None:
             with torch.no_grad():
-                return self.autoencoder.encode(ids).float()
+                parts = ids.split(ENCODE_CHUNK) if len(ids) else (ids,)
+                return torch.cat([self.autoencoder.encode(p).float() for p in parts])
         x = torch.zeros(len(strings), self.length, self.vocab_size)
         x.scatter_(2, ids.unsqueeze(2), 1.0)
         return x.reshape(len(strings), self.width)
