@@ -132,15 +132,22 @@ def test_verdict_needs_consecutive_failures_after_the_warm_up() -> None:
 
 
 def test_a_remedied_run_must_win_its_modes_back() -> None:
-    """After a remedy (rolled back to step 200), partial coverage that a healthy run may pass
+    """After a remedy (rolled back to step 700), partial coverage that a healthy run may pass
     through is a collapse once the remedy has had recovery_steps."""
     g = Guard(GuardConfig(diversity_after=500, diversity_checks=2, recovered_min=0.8,
                           recovery_steps=500))
-    g.remedies = [("lr", 200)]
-    v = verdicts(g, [(500, 0.6, 0.0, 5), (600, 0.6, 0.0, 5),  # the remedy's own warm-up
-                     (700, 0.6, 0.0, 8), (800, 0.6, 0.0, 6), (900, 0.6, 0.0, 7)])
+    g.remedies = [("lr", 700)]
+    v = verdicts(g, [(1000, 0.6, 0.0, 5), (1100, 0.6, 0.0, 5),  # the remedy's own warm-up
+                     (1200, 0.6, 0.0, 8), (1300, 0.6, 0.0, 6), (1400, 0.6, 0.0, 7)])
     assert v[:4] == [None] * 4
-    assert v[4] == "7 of 10 modes after lr since step 800"
+    assert v[4] == "7 of 10 modes after lr since step 1300"
+    # Rolled back into the warm-up (to step 200): a fresh run, judged from step 500 + 500 on
+    g = Guard(GuardConfig(diversity_after=500, diversity_checks=2, recovered_min=0.8,
+                          recovery_steps=500))
+    g.remedies = [("lr", 200)]
+    v = verdicts(g, [(700, 0.6, 0.0, 5), (800, 0.6, 0.0, 6), (900, 0.6, 0.0, 7),
+                     (1000, 0.6, 0.0, 7), (1100, 0.6, 0.0, 7)])
+    assert v == [None] * 4 + ["7 of 10 modes after lr since step 1000"]
     fresh = Guard(GuardConfig(diversity_after=500, diversity_checks=2))  # never remedied
     assert verdicts(fresh, [(800, 0.6, 0.0, 6), (900, 0.6, 0.0, 7)]) == [None, None]
 

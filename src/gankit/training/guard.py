@@ -12,8 +12,9 @@ per log step, none per training step):
   below ``modes_min`` of the real batch's, or, from step ``realism_after`` on and where the kind
   judges it, fewer than ``realism_min`` of the samples near the real data) at
   ``diversity_checks`` measurements in a row, from step ``diversity_after`` on;
-  after a remedy, from ``recovery_steps`` past its rollback on, covering fewer than
-  ``recovered_min`` of the real modes counts too (a remedied run must win its modes back).
+  after a remedy, from ``recovery_steps`` past its rollback (or past ``diversity_after``, when
+  it rolled back into the warm-up) on, covering fewer than ``recovered_min`` of the real modes
+  counts too (a remedied run must win its modes back).
 
 On detection the trainer is rolled back to the newest checkpoint from before the trouble (for a
 mode collapse: from the last measurement within bounds, or the oldest state there is when none
@@ -190,7 +191,10 @@ class Guard:
         if record["duplicates"] > g.duplicates_max:
             low.append(f"duplicates {record['duplicates']:.3g} > {g.duplicates_max:g}")
         seen, real = record["modes_seen"], record["modes_real"]
-        recovering = bool(self.remedies) and trainer.step < self.remedies[-1][1] + g.recovery_steps
+        # a remedy has recovery_steps past its rollback, or past the warm-up when it rolled back
+        # into it (a run rolled back to its start is a fresh run, on a fresh run's clock)
+        recovering = bool(self.remedies) and trainer.step < max(
+            self.remedies[-1][1], g.diversity_after) + g.recovery_steps
         if real and seen < g.modes_min * real:
             low.append(f"{seen} of {real} modes")
         elif real and self.remedies and not recovering and seen < g.recovered_min * real:
