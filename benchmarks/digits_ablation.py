@@ -42,6 +42,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
                                                           "model.g_hidden=[256,256]"]),
     "conditional + translation": ("classic", [*COND, 'reg.augment=["translation"]']),
     "digits (the default)": ("digits", []),
+    "cgan": ("cgan", []),  # the conditional DCGAN preset (issue 14's within-class item)
     # on the default, now that it takes the fused step (issue 14, second round)
     "digits + EMA 0.9995": ("digits", ["train.ema=0.9995"]),
     "digits + EMA 0.998": ("digits", ["train.ema=0.998"]),
