@@ -115,19 +115,23 @@ class Guard:
         every rollback that did not apply a mode-collapse remedy."""
         return self.retries - len(self.remedies)
 
+    @property
+    def rate_cuts(self) -> int:
+        """Rollbacks for a mode collapse so far that cut the rates (the ``lr`` remedy)."""
+        return sum(1 for remedy, _ in self.remedies if remedy == "lr")
+
     def lr_scale(self) -> float:
         """The factor on the configured learning rates after the rollbacks so far."""
-        collapse_cuts = sum(1 for remedy, _ in self.remedies if remedy == "lr")
-        return self.cfg.lr_factor ** self.divergences * self.cfg.collapse_lr_factor ** collapse_cuts
+        g = self.cfg
+        return g.lr_factor ** self.divergences * g.collapse_lr_factor ** self.rate_cuts
 
     def lr_cap(self) -> float:
         """The most either learning rate may be after the collapse rate cuts so far
         (``collapse_lr_max``, a ``collapse_lr_factor`` lower at each cut after the first; no
         limit before the first cut or with ``collapse_lr_max`` 0)."""
-        cuts = sum(1 for remedy, _ in self.remedies if remedy == "lr")
-        if cuts == 0 or self.cfg.collapse_lr_max <= 0:
+        if self.rate_cuts == 0 or self.cfg.collapse_lr_max <= 0:
             return math.inf
-        return self.cfg.collapse_lr_max * self.cfg.collapse_lr_factor ** (cuts - 1)
+        return self.cfg.collapse_lr_max * self.cfg.collapse_lr_factor ** (self.rate_cuts - 1)
 
     def regularisers(self, base: Any) -> tuple[Any, int]:
         """(``base`` reg config with the remedies so far applied, the step instance noise

@@ -259,9 +259,8 @@ class Trainer:
         rate cuts (``Guard.lr_cap``) times the schedule. G's pre-training rate, if it has one,
         takes the guard's cut too (a rollback into pre-training retries it slower).
         """
-        cut = self.guard.lr_scale()
-        scale = self.lr_scale() * cut
-        cap = self.guard.lr_cap() * self.lr_scale()
+        cut, schedule = self.guard.lr_scale(), self.lr_scale()
+        scale, cap = schedule * cut, self.guard.lr_cap() * schedule
         rates = (min(self.cfg.train.lr_g * scale, cap), min(self.cfg.train.lr_d * scale, cap))
         for opt, lr in zip((self.opt_g, self.opt_d), rates, strict=True):
             for group in opt.param_groups:
