@@ -169,6 +169,46 @@ def test_realism_is_judged_late_and_only_judged_figures_are_healthy() -> None:
     assert g.healthy == 1500
 
 
+def final_trainer(seen: int, real: int = 10) -> SimpleNamespace:
+    """A stand-in trainer whose end-of-run verdict counts ``seen`` of ``real`` modes."""
+    watch = SimpleNamespace(verdict=lambda t: {"modes_seen": seen, "modes_real": real})
+    return SimpleNamespace(step=2000, watch=watch, x=torch.zeros(5000, 2), run_dir=None)
+
+
+def test_a_remedied_run_must_end_with_every_mode() -> None:
+    g = Guard(GuardConfig())
+    g.final_check(final_trainer(3))  # never remedied: no last word
+    assert g.events == []
+    g.remedies = [("r1", 600), ("lr", 1200)]
+    g.final_check(final_trainer(10))
+    assert g.events[-1]["event"] == "verdict" and g.events[-1]["action"] == "none"
+    assert (g.events[-1]["modes_seen"], g.events[-1]["num"]) == (10, 1000)
+    with pytest.raises(DivergedError, match=r"ended at step 2000 with 9 of 10 modes after 2 "
+                       r"mode-collapse rollback\(s\) \(tried r1 at step 600, lr at step 1200"):
+        g.final_check(final_trainer(9))
+    assert g.events[-1]["event"] == "stopped" and g.events[-1]["modes_seen"] == 9
+    lenient = Guard(GuardConfig(final_modes_min=0.8))
+    lenient.remedies = [("r1", 600)]
+    lenient.final_check(final_trainer(8))
+    assert lenient.events[-1]["action"] == "none"
+    off = Guard(GuardConfig(final_modes_min=0))
+    off.remedies = [("r1", 600)]
+    off.final_check(final_trainer(1))
+    assert off.events == []
+
+
+def test_the_verdict_on_digits_counts_the_classifier_s_classes() -> None:
+    # k-means clusters of pooled pixels mix digits (a 4 and a 9); the verdict reads the digit
+    # classifier: ten classes in real digits, and a generator drawing one digit covers one.
+    cfg = resolve("classic", values={"train": {"steps": 1, "batch_size": 8}})
+    trainer = gankit.Trainer(cfg, gankit.load_data(cfg.data))
+    counts = trainer.watch.verdict(trainer)
+    assert counts["modes_real"] == 10
+    ones = trainer.x[trainer.data.labels == 1]
+    trainer.generate = lambda z, y=None: ones[torch.arange(len(z)) % len(ones)]
+    assert trainer.watch.verdict(trainer) == {"modes_seen": 1, "modes_real": 10}
+
+
 def test_guard_state_keeps_stretches_and_remedies() -> None:
     g = Guard(GuardConfig())
     g.mode_since, g.mode_fails, g.retries, g.remedies = 700, 1, 3, [("noise", 400)]
@@ -257,6 +297,9 @@ def test_collapse_is_rolled_back_and_remedied(tmp_path: Path) -> None:
     state = checkpoint.latest(tmp_path / "run" / "checkpoints")
     assert state["guard"]["retries"] == 1  # that rollback, and no divergence
     assert state["guard"]["remedies"] == [["lr", e["rollback_to"]]]
+    # The run was remedied, so it ended on the verdict: every mode, by the mixture's modes.
+    verdict = events(tmp_path / "run")[-1]
+    assert (verdict["event"], verdict["action"], verdict["modes_seen"]) == ("verdict", "none", 8)
 
 
 def test_remedies_switch_on_penalties_and_the_generic_step(tmp_path: Path) -> None:
@@ -289,6 +332,50 @@ def test_a_penalty_that_did_not_cure_is_taken_back_while_rate_cuts_add_up() -> N
     reg, _ = g.regularisers(base)
     assert (reg.r1_gamma, reg.instance_noise) == (10.0, base.instance_noise)
     assert g.lr_scale() == pytest.approx(0.1)
+
+
+def test_wider_d_applies_only_to_a_small_discriminator() -> None:
+    g = Guard(GuardConfig(remedies=("wider_d", "r1", "lr")))
+    assert g.applicable(SimpleNamespace(small_d=True)) == ["wider_d", "r1", "lr"]
+    assert g.applicable(SimpleNamespace(small_d=False)) == ["r1", "lr"]
+    for preset in ("classic", "digits", "mixture"):  # no shipped D is small beside its G
+        cfg = resolve(preset, values={"train": {"steps": 1}})
+        assert not gankit.Trainer(cfg, gankit.load_data(cfg.data)).small_d, preset
+    cfg = resolve("classic", overrides=["model.d_hidden=[4]"])
+    trainer = gankit.Trainer(cfg, gankit.load_data(cfg.data))
+    assert trainer.small_d and trainer.step_kind == "fused"
+    trainer.guard.remedies = [("wider_d", 0)]
+    trainer.apply_remedies()  # D afresh, as wide as G, and still the fused step
+    assert trainer.d_hidden == (128, 128) and trainer.step_kind == "fused"
+    assert [m.out_features for m in trainer.D.modules() if isinstance(m, torch.nn.Linear)] == [
+        128, 128, 1]
+    assert {id(p) for p in trainer.opt_d.param_groups[0]["params"]} == {
+        id(p) for p in trainer.D.parameters()}
+    trainer.train_step()
+
+
+def test_a_small_discriminator_is_widened_kept_wide_and_resumed_exactly(tmp_path: Path) -> None:
+    # lr 0.5 with a 2-unit D collapses: the first rollback rebuilds D as wide as G (128, 128),
+    # the second cuts the rates and may roll back to a state of the narrow D, widened again.
+    extra = ['guard.remedies=["wider_d", "lr"]', "model.d_hidden=[2]",
+             "guard.final_modes_min=0"]
+    whole = gankit.train(collapsing(*extra, steps=500), out=tmp_path / "a", progress=False)
+    used = [e["remedy"] for e in events(tmp_path / "a") if e.get("action") == "rollback"]
+    assert used[:2] == ["wider_d", "lr"], used
+    widened = next(e for e in events(tmp_path / "a") if e.get("remedy") == "wider_d")
+    assert widened["d_hidden"] == [128, 128] and whole.d_hidden == (128, 128)
+    state = checkpoint.latest(tmp_path / "a" / "checkpoints")
+    assert tuple(state["D"]["net.0.weight"].shape) == (128, 4)  # 2-D points, packed by 2
+    # Stopped at step 350 and resumed, the run ends where the whole one did, bit for bit.
+    gankit.train(collapsing(*extra, steps=350), out=tmp_path / "b", progress=False)
+    resumed = gankit.prepare(gankit.resume_config(tmp_path / "b", 500), tmp_path / "b",
+                             resume=True)
+    assert resumed.d_hidden == (128, 128)
+    resumed.fit(progress=False)
+    for a, b in zip(whole.state()["D"].values(), resumed.state()["D"].values(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(whole.G.parameters(), resumed.G.parameters(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_a_remedy_the_fused_step_lacks_hands_over_to_the_generic_step() -> None:

@@ -242,7 +242,7 @@ class EvalConfig:
     main: str = ""  # metric that picks the best checkpoint; "" = fd (images), modes (points)
 
 
-REMEDIES = ("r1", "lr", "noise")  # what a rollback for a mode collapse may change
+REMEDIES = ("wider_d", "r1", "lr", "noise")  # what a rollback for a mode collapse may change
 
 
 @dataclass(frozen=True)
@@ -285,12 +285,23 @@ class GuardConfig:
     # while training"): R1 brought the textbook model back on 10 of 10 seeds, rate cuts of 0.5
     # did not help lr 0.5 and cuts of 0.1 only partly, instance noise helped none; with R1
     # taken back, the cut after it brought ring8 at lr 0.1 back (R1 kept on spread it off).
-    remedies: tuple[str, ...] = ("r1", "lr", "lr")
+    # wider_d (D rebuilt afresh as wide as G, mirrored: model.d_hidden = reversed g_hidden)
+    # applies only where the configured D has fewer than wider_d_below of G's parameters
+    # (elsewhere it is passed over): none of the others cured a 4-unit D, nor did packing or
+    # minibatch standard deviations (measured).
+    remedies: tuple[str, ...] = ("wider_d", "r1", "lr", "lr")
+    wider_d_below: float = 0.25
     collapse_lr_factor: float = 0.1  # the lr remedy's factor on both learning rates
     # ... and after its first cut no rate is above collapse_lr_max (after the k-th, above
     # collapse_lr_max * collapse_lr_factor ** (k - 1)): a rate far past where Adam trains GANs
     # (lr 0.5) is brought into range at once instead of in tenths. 0: no cap.
     collapse_lr_max: float = 1e-3
+    # A run remedied for a mode collapse must end covering at least final_modes_min of the real
+    # modes, counted on final_num samples by the kind's finest judge (the digit classifier for
+    # 28x28 digits, else the watch's classes or clusters); below it, it stops with exit code 3
+    # (the issue's bar: a remedied run ends with every class, or says it could not). 0: no verdict.
+    final_modes_min: float = 1.0
+    final_num: int = 1000
 
 
 @dataclass(frozen=True)
@@ -626,7 +637,10 @@ def _validate_guard(g: GuardConfig) -> None:
              f"guard.diversity_every must be in 0..1e9 (0 = never), got {g.diversity_every}")
     _require(10 <= g.diversity_num <= 10_000,
              f"guard.diversity_num must be in 10..10000, got {g.diversity_num}")
-    for key in ("diversity_min", "duplicates_max", "modes_min", "realism_min", "recovered_min"):
+    _require(10 <= g.final_num <= 100_000,
+             f"guard.final_num must be in 10..100000, got {g.final_num}")
+    for key in ("diversity_min", "duplicates_max", "modes_min", "realism_min", "recovered_min",
+                "final_modes_min", "wider_d_below"):
         value = getattr(g, key)
         _require(0.0 <= value <= 1.0, f"guard.{key} must be in [0, 1], got {value}")
     _require(0 <= g.realism_after <= 10**9,

@@ -130,6 +130,12 @@ class Kind:
         """What the collapse watch (``guard.diversity_every``) measures samples of ``data`` in."""
         return Features()
 
+    def verdict_features(self, data: Dataset, cfg: Config, value_range: tuple[float, float]
+                         ) -> Features:
+        """What the guard's end-of-run verdict on a remedied run (``guard.final_modes_min``)
+        counts classes in: the kind's finest class judge, by default the watch's features."""
+        return self.features(data, cfg, value_range)
+
     def describe(self, data: Dataset) -> str:
         """The data's shape as the start line gives it: 1x28x28, or 26049 rows x 15 columns."""
         return "x".join(map(str, data.shape))

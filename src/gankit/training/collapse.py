@@ -7,6 +7,10 @@ rows) and ``metrics.diversity`` compares them with a
 real batch of the same size. The figures go into the log record (metrics.jsonl); the guard
 judges them (``Guard.check``). Like evaluation, the watch draws on its own random generator, so
 it never changes what a run trains.
+
+At the end of a run remedied for a mode collapse, ``verdict`` counts the classes of a larger
+batch (``guard.final_num``) by the kind's finest judge (``Kind.verdict_features``: the digit
+classifier for 28x28 digits) for the guard's last word (``Guard.final_check``).
 """
 
 from __future__ import annotations
@@ -61,3 +65,20 @@ class CollapseWatch:
         feats, classes = self._features(trainer.generate(self.z, self.y))
         return {k: round(float(v), 4) if isinstance(v, float) else v
                 for k, v in diversity_scores(feats, ref, classes).items()}
+
+    def verdict(self, trainer: Trainer) -> dict[str, float]:
+        """``modes_seen`` and ``modes_real`` of ``guard.final_num`` fresh samples and real
+        samples, in the kind's verdict features (see ``Kind.verdict_features``)."""
+        n = min(trainer.cfg.guard.final_num, len(trainer.x))
+        gen = torch.Generator().manual_seed(self._seed + 1)
+        z = torch.randn(n, trainer.noise_dim, generator=gen)
+        y = trainer.cond.sample(n, gen)
+        idx = torch.randperm(len(trainer.x), generator=gen)[:n]
+        features = trainer.kind.verdict_features(trainer.data, trainer.cfg, trainer.value_range)
+        real = trainer.x.index_select(0, idx.to(trainer.x.device)).float().cpu()
+        feats, classes = features(real)
+        ref = diversity_reference(feats, classes, features.num_classes, seed=self._seed,
+                                  realism=False)
+        feats, classes = features(trainer.generate(z, y))
+        scores = diversity_scores(feats, ref, classes)
+        return {"modes_seen": scores["modes_seen"], "modes_real": scores["modes_real"]}

@@ -20,13 +20,17 @@ On detection the trainer is rolled back to the newest checkpoint from before the
 mode collapse: from the last measurement within bounds, or the oldest state there is when none
 was), or to the state at the start of ``fit`` when there is none. After a divergence the
 learning rates are multiplied by ``lr_factor`` and the penalty weights by ``penalty_factor``;
-after a mode collapse the next of ``remedies`` is applied (``r1``: an R1 penalty, or a stronger
-one; ``lr``: the rates times ``collapse_lr_factor``, and at most ``collapse_lr_max`` (a factor
-lower at each later cut); ``noise``: instance noise that fades out
-over ``reg.noise_steps`` from then): rate cuts add up, while a penalty holds only until the next
-rollback (one that did not cure is taken back). Training goes on; after ``max_retries`` rollbacks it
-stops with DivergedError. With no remedies a mode collapse is only warned about. Each event goes
-to metrics.jsonl with an ``event`` key.
+after a mode collapse the next of ``remedies`` is applied (``wider_d``: D rebuilt afresh as
+wide as G, where the configured D has fewer than ``wider_d_below`` of G's parameters, else
+passed over; ``r1``: an R1 penalty, or a stronger one; ``lr``: the rates times
+``collapse_lr_factor``, and at most ``collapse_lr_max`` (a factor lower at each later cut);
+``noise``: instance noise that fades out over ``reg.noise_steps`` from then): a wider D and rate
+cuts hold on, while a penalty holds only until the next rollback (one that did not cure is
+taken back). Training goes on; after ``max_retries`` rollbacks it
+stops with DivergedError. With no remedies a mode collapse is only warned about. A run that
+was remedied must end covering ``final_modes_min`` of the real modes by the kind's finest judge
+(``final_check``), or it too ends with DivergedError. Each event goes to metrics.jsonl with an
+``event`` key.
 """
 
 from __future__ import annotations
@@ -133,6 +137,16 @@ class Guard:
             return math.inf
         return self.cfg.collapse_lr_max * self.cfg.collapse_lr_factor ** (self.rate_cuts - 1)
 
+    @property
+    def widened(self) -> bool:
+        """Whether a rollback so far rebuilt D wider (the ``wider_d`` remedy)."""
+        return any(remedy == "wider_d" for remedy, _ in self.remedies)
+
+    def applicable(self, trainer: Trainer) -> list[str]:
+        """The configured remedies that apply to ``trainer``'s run: ``wider_d`` only where its
+        configured D is small (``Trainer.small_d``)."""
+        return [r for r in self.cfg.remedies if r != "wider_d" or trainer.small_d]
+
     def regularisers(self, base: Any) -> tuple[Any, int]:
         """(``base`` reg config with the remedies so far applied, the step instance noise
         fades from)."""
@@ -167,11 +181,13 @@ class Guard:
             trouble = None if weights_finite(trainer) else ("non_finite", "weights")
         if trouble is None:
             return None
-        if trouble[0] == "mode_collapse" and not self.cfg.remedies:
+        if trouble[0] == "mode_collapse" and not self.applicable(trainer):
             self.warn(trainer, trouble[1])
             return None
         e = self.recover(trainer, *trouble)
         change = f", {e['remedy']}" if e.get("remedy") not in (None, "lr") else ""
+        if "d_hidden" in e:
+            change += f" (D's hidden widths now {e['d_hidden']})"
         return (f"{e['reason']} at step {e['step']} ({e['detail']}); rolled back to step "
                 f"{e['rollback_to']}, lr_g {e['lr_g']:.3g}, lr_d {e['lr_d']:.3g}{change} "
                 f"(retry {e['retry']} of {e['max_retries']})")
@@ -182,7 +198,7 @@ class Guard:
                  "reason": "mode_collapse", "detail": detail, "action": "none"}
         self._record(trainer, event)
         self.warnings.append(f"warning: mode collapse at step {trainer.step} ({detail}); "
-                             "guard.remedies is empty, so training goes on")
+                             "no guard.remedies apply, so training goes on")
 
     def check_diversity(self, trainer: Trainer, record: dict[str, Any]) -> str | None:
         """The detail of a mode collapse if the figures in ``record`` make one, else None."""
@@ -287,7 +303,8 @@ class Guard:
         self.collapse_since, self.mode_since, self.mode_fails = None, None, 0
         remedy = None
         if reason == "mode_collapse":
-            remedy = self.cfg.remedies[min(len(self.remedies), len(self.cfg.remedies) - 1)]
+            remedies = self.applicable(trainer)
+            remedy = remedies[min(len(self.remedies), len(remedies) - 1)]
             self.remedies.append((remedy, trainer.step))
         trainer.apply_remedies()
         lr_g, lr_d = trainer.set_rates()
@@ -295,11 +312,36 @@ class Guard:
                      penalty_scale=trainer.recipe.penalty_scale)
         if remedy is not None:
             event["remedy"] = remedy
+        if remedy == "wider_d":
+            event["d_hidden"] = list(trainer.d_hidden)
         if trainer.run_dir is not None:
             runlog.truncate(trainer.run_dir / "metrics.jsonl", trainer.step)
             trainer.save_checkpoint()  # keeps the new rates; drops the abandoned checkpoints
         self._record(trainer, event)
         return event
+
+    def final_check(self, trainer: Trainer) -> None:
+        """At the end of a run remedied for a mode collapse: DivergedError unless its samples
+        cover ``final_modes_min`` of the real modes (``CollapseWatch.verdict``)."""
+        g = self.cfg
+        if not g.enabled or not self.remedies or g.final_modes_min <= 0:
+            return
+        counts = trainer.watch.verdict(trainer)
+        seen, real = counts["modes_seen"], counts["modes_real"]
+        event: dict[str, Any] = {"event": "verdict", "step": trainer.step, "time": time.time(),
+                                 "reason": "mode_collapse", "modes_seen": seen,
+                                 "modes_real": real, "num": min(g.final_num, len(trainer.x))}
+        if not real or seen >= g.final_modes_min * real:
+            self._record(trainer, event | {"action": "none"})
+            return
+        self._record(trainer, event | {"event": "stopped", "action": "stop"})
+        where = f" in {trainer.run_dir}/metrics.jsonl" if trainer.run_dir else ""
+        tried = ", ".join(f"{r} at step {s}" for r, s in self.remedies)
+        raise DivergedError(
+            f"training ended at step {trainer.step} with {seen} of {real} modes after "
+            f"{len(self.remedies)} mode-collapse rollback(s) (tried {tried}; "
+            f"guard.final_modes_min = {g.final_modes_min:g}): not recovered; the last "
+            f"checkpoint is kept and the events are listed{where}")
 
     def penalty_scale(self) -> float:
         """The factor on the configured penalty weights after the rollbacks so far."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,14 @@ from .progress import Progress
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
 PRETRAIN_BETAS = (0.9, 0.999)  # Adam's betas in MLE pre-training (train.pretrain_steps)
 PRETRAIN_CLIP = 5.0  # the gradient norm MLE pre-training clips to (as the CharLM baseline)
+# Families whose D is fully connected layers of model.d_hidden, as G's of model.g_hidden: the
+# guard's wider_d remedy can make D as wide as G
+WIDENABLE = ("mlp", "tabular")
+
+
+def _count(module: nn.Module) -> int:
+    """How many parameters ``module`` has."""
+    return sum(p.numel() for p in module.parameters())
 
 
 def derive_seeds(seed: int, n: int) -> list[int]:
@@ -79,12 +88,17 @@ class Trainer:
         self.value_range = models.output_range(m)
         self.num_classes = m.clusters or (data.num_classes if m.conditional else 0)
         heads, cond_dim = self.kind.layout(data.codec, m)  # a table's heads and conditions
+        self._build = (init_seed, heads, cond_dim)  # what ``_rebuild_d`` builds D from
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             self.G, self.D = models.build(m, self.image_shape, self.num_classes, cfg.reg.pack,
                                           heads, cond_dim)
         self.G.to(self.device)
         self.D.to(self.device)
+        # A D with few parameters beside G's: the guard's wider_d remedy applies to it
+        self.small_d = (m.family in WIDENABLE
+                        and _count(self.D) < cfg.guard.wider_d_below * _count(self.G))
+        self.d_hidden = m.d_hidden  # D's hidden widths now (wider after a wider_d remedy)
         self.G_ema: nn.Module | None = None
         if t.ema > 0:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -270,9 +284,32 @@ class Trainer:
                 group["lr"] = self.cfg.train.pretrain_lr * self.pretrain_lr_scale() * cut
         return rates
 
+    def _rebuild_d(self, wide: bool) -> None:
+        """D (and its Adam) afresh: as configured, or, ``wide``, as wide as G (its hidden widths
+        G's reversed, the ``wider_d`` remedy); seeded, so every rank and every resume build the
+        same one."""
+        m = self.cfg.model
+        hidden = tuple(reversed(m.g_hidden)) if wide else m.d_hidden
+        init_seed, heads, cond_dim = self._build
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed + 1 if wide else init_seed)
+            _, self.D = models.build(dataclasses.replace(m, d_hidden=hidden), self.image_shape,
+                                     self.num_classes, self.cfg.reg.pack, heads, cond_dim)
+        self.D.to(self.device)
+        if self.world.size > 1:
+            distributed.broadcast_modules([self.D])
+        t = self.cfg.train
+        self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
+        self.d_hidden = hidden
+        self._fused, why = fused.build(self)
+        self.step_kind = "fused" if self._fused is not None else f"generic ({why})"
+
     def apply_remedies(self) -> None:
-        """Make the recipe what the guard's rollbacks so far made it (penalties, remedies); the
-        generic step takes over where a remedy needs what the fused one does not do."""
+        """Make the networks and the recipe what the guard's rollbacks so far made them (a
+        wider D, penalties, remedies); the generic step takes over where a remedy needs what
+        the fused one does not do."""
+        if self.guard.widened != (self.d_hidden != self.cfg.model.d_hidden):
+            self._rebuild_d(self.guard.widened)
         self.recipe.reg, self.recipe.noise_from = self.guard.regularisers(self.cfg.reg)
         self.recipe.penalty_scale = self.guard.penalty_scale()
         if self._fused is not None:
@@ -357,6 +394,8 @@ class Trainer:
             if self.board is not None:
                 self.board.close()
         bar.close()
+        if self.stopped is None:  # a run stopped early may be resumed: no last word yet
+            self.guard.final_check(self)
 
     def _reached(self, scores: dict[str, Any]) -> str | None:
         """The account of ``train.target`` met by ``scores``, else None."""
@@ -509,6 +548,9 @@ class Trainer:
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a state written by ``state()`` (as read back from a checkpoint)."""
+        wide = any(r == "wider_d" for r, _ in (state.get("guard") or {}).get("remedies", []))
+        if wide != (self.d_hidden != self.cfg.model.d_hidden):  # the D this state trained
+            self._rebuild_d(wide)
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         if self.G_ema is not None:
