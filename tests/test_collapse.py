@@ -15,7 +15,7 @@ from gankit import runlog
 from gankit.cli import main
 from gankit.config import GuardConfig, resolve
 from gankit.errors import ConfigError, DivergedError
-from gankit.metrics.diversity import covered, diversity_reference, diversity_scores
+from gankit.metrics.diversity import covered, diversity_reference, diversity_scores, mode_counts
 from gankit.report import render
 from gankit.training import checkpoint
 from gankit.training.collapse import due
@@ -91,6 +91,17 @@ def test_classes_given_by_a_classifier() -> None:
     assert diversity_scores(feats, ref, classes=np.zeros(100, dtype=int))["modes_seen"] == 1
     with pytest.raises(ValueError, match="classes are needed"):
         diversity_scores(feats, ref)
+
+
+def test_mode_counts_by_classes_or_by_the_real_clusters() -> None:
+    real = blobs(1000, 0)
+    assert mode_counts(real, blobs(5000, 1), clusters=5) == (5, 5)  # five blobs, five clusters
+    two = blobs(5000, 2, k=2)  # only the first two blobs
+    assert mode_counts(real, two, clusters=5) == (2, 5)
+    labels = np.arange(1000) % 10
+    fake = np.r_[np.zeros(4950, int), np.ones(50, int)]  # class 1 at exactly 1%: not counted
+    assert mode_counts(real, two, labels, fake, 10) == (1, 10)
+    assert mode_counts(real, two, labels, np.r_[fake[1:], 1], 10) == (2, 10)  # 51 of 5000
 
 
 def test_covered_needs_a_tenth_of_the_fair_share() -> None:
@@ -182,7 +193,7 @@ def test_a_remedied_run_must_end_with_every_mode() -> None:
     g.remedies = [("r1", 600), ("lr", 1200)]
     g.final_check(final_trainer(10))
     assert g.events[-1]["event"] == "verdict" and g.events[-1]["action"] == "none"
-    assert (g.events[-1]["modes_seen"], g.events[-1]["num"]) == (10, 1000)
+    assert (g.events[-1]["modes_seen"], g.events[-1]["num"]) == (10, 5000)
     with pytest.raises(DivergedError, match=r"ended at step 2000 with 9 of 10 modes after 2 "
                        r"mode-collapse rollback\(s\) \(tried r1 at step 600, lr at step 1200"):
         g.final_check(final_trainer(9))

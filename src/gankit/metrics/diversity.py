@@ -57,6 +57,30 @@ def covered(classes: np.ndarray, num_classes: int) -> int:
     return int((class_histogram(classes, num_classes) > 0.1 / num_classes).sum())
 
 
+def clustered(features: torch.Tensor | np.ndarray, clusters: int = 10, seed: int = 0
+              ) -> tuple[np.ndarray, int, np.ndarray]:
+    """(labels, k, centroids (k, F)) of ``clusters`` k-means clusters of ``features`` (at most a
+    tenth as many as rows; seeded): the classes of data that has none."""
+    feats = _as_array(features)
+    k = max(1, min(clusters, len(feats) // 10))
+    labels, c = kmeans(torch.from_numpy(feats).float(), k, seed=seed, restarts=2)
+    return labels.numpy(), k, c.double().numpy()
+
+
+def mode_counts(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray,
+                real_classes: np.ndarray | None = None, fake_classes: np.ndarray | None = None,
+                num_classes: int = 0, clusters: int = 10, seed: int = 0) -> tuple[int, int]:
+    """(classes the ``fake`` batch covers, classes the ``real`` batch covers), by
+    ``covered``: the given classes, or ``clusters`` k-means clusters of the real features
+    (``clustered``) that each fake row is assigned to. Linear in the rows (no pairwise
+    distances), for batches of thousands."""
+    if real_classes is None or fake_classes is None:
+        real_classes, num_classes, centroids = clustered(real, clusters, seed)
+        fake_classes = assign(torch.from_numpy(_as_array(fake)).float(),
+                              torch.from_numpy(centroids).float()).numpy()
+    return covered(fake_classes, num_classes), covered(real_classes, num_classes)
+
+
 @dataclass(frozen=True)
 class DiversityReference:
     """The real batch's statistics that generated batches are compared with."""
@@ -85,9 +109,7 @@ def diversity_reference(features: torch.Tensor | np.ndarray, classes: np.ndarray
         radii = np.sort(distances, axis=1)[:, k] if k > 0 else np.zeros(len(feats))
     centroids = None
     if classes is None:
-        k = max(1, min(clusters, len(feats) // 10))
-        labels, c = kmeans(torch.from_numpy(feats).float(), k, seed=seed, restarts=2)
-        classes, num_classes, centroids = labels.numpy(), k, c.double().numpy()
+        classes, num_classes, centroids = clustered(feats, clusters, seed)
     return DiversityReference(spread=mean, nearest=float(np.median(nearest)),
                               modes=covered(classes, num_classes), num_classes=num_classes,
                               centroids=centroids, features=feats if realism else None,

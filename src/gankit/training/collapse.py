@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..metrics.diversity import DiversityReference, diversity_reference, diversity_scores
+from ..metrics.diversity import (
+    DiversityReference,
+    diversity_reference,
+    diversity_scores,
+    mode_counts,
+)
+
+VERDICT_REAL = 1000  # real samples the verdict counts the real modes in (they are balanced)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .trainer import Trainer
@@ -67,18 +74,17 @@ class CollapseWatch:
                 for k, v in diversity_scores(feats, ref, classes).items()}
 
     def verdict(self, trainer: Trainer) -> dict[str, float]:
-        """``modes_seen`` and ``modes_real`` of ``guard.final_num`` fresh samples and real
-        samples, in the kind's verdict features (see ``Kind.verdict_features``)."""
-        n = min(trainer.cfg.guard.final_num, len(trainer.x))
+        """``modes_seen`` of ``guard.final_num`` fresh samples and ``modes_real`` of up to
+        ``VERDICT_REAL`` real ones, in the kind's verdict features (``Kind.verdict_features``)."""
+        n = trainer.cfg.guard.final_num
         gen = torch.Generator().manual_seed(self._seed + 1)
         z = torch.randn(n, trainer.noise_dim, generator=gen)
         y = trainer.cond.sample(n, gen)
-        idx = torch.randperm(len(trainer.x), generator=gen)[:n]
+        idx = torch.randperm(len(trainer.x), generator=gen)[:VERDICT_REAL]
         features = trainer.kind.verdict_features(trainer.data, trainer.cfg, trainer.value_range)
-        real = trainer.x.index_select(0, idx.to(trainer.x.device)).float().cpu()
-        feats, classes = features(real)
-        ref = diversity_reference(feats, classes, features.num_classes, seed=self._seed,
-                                  realism=False)
-        feats, classes = features(trainer.generate(z, y))
-        scores = diversity_scores(feats, ref, classes)
-        return {"modes_seen": scores["modes_seen"], "modes_real": scores["modes_real"]}
+        real, real_classes = features(
+            trainer.x.index_select(0, idx.to(trainer.x.device)).float().cpu())
+        fake, fake_classes = features(trainer.generate(z, y))
+        seen, have = mode_counts(real, fake, real_classes, fake_classes, features.num_classes,
+                                 seed=self._seed)
+        return {"modes_seen": seen, "modes_real": have}

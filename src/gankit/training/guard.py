@@ -328,9 +328,11 @@ class Guard:
             return
         counts = trainer.watch.verdict(trainer)
         seen, real = counts["modes_seen"], counts["modes_real"]
+        num = g.final_num
         event: dict[str, Any] = {"event": "verdict", "step": trainer.step, "time": time.time(),
                                  "reason": "mode_collapse", "modes_seen": seen,
-                                 "modes_real": real, "num": min(g.final_num, len(trainer.x))}
+                                 "modes_real": real, "num": num,
+                                 "detail": f"{seen} of {real} modes in {num} samples"}
         if not real or seen >= g.final_modes_min * real:
             self._record(trainer, event | {"action": "none"})
             return
