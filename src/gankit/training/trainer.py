@@ -287,7 +287,8 @@ class Trainer:
     def _rebuild_d(self, wide: bool) -> None:
         """D (and its Adam) afresh: as configured, or, ``wide``, as wide as G (its hidden widths
         G's reversed, the ``wider_d`` remedy); seeded, so every rank and every resume build the
-        same one."""
+        same one with no message between ranks (a collective here could meet another rank's
+        broadcast of a rolled-back state)."""
         m = self.cfg.model
         hidden = tuple(reversed(m.g_hidden)) if wide else m.d_hidden
         init_seed, heads, cond_dim = self._build
@@ -296,8 +297,6 @@ class Trainer:
             _, self.D = models.build(dataclasses.replace(m, d_hidden=hidden), self.image_shape,
                                      self.num_classes, self.cfg.reg.pack, heads, cond_dim)
         self.D.to(self.device)
-        if self.world.size > 1:
-            distributed.broadcast_modules([self.D])
         t = self.cfg.train
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
         self.d_hidden = hidden
