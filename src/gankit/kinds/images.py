@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from ..run import Run
 
 
+def to_unit(x: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    """Generator output ``x`` in ``value_range`` as images in [0, 1] (clamped)."""
+    lo, hi = value_range
+    return ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
 class FeatureScorer(Scorer):
     """Images in an extractor's feature space; points by the modes of their mixture."""
 
@@ -36,8 +42,7 @@ class FeatureScorer(Scorer):
         from ..metrics.evaluate import evaluate
 
         if samples.ndim == 4:  # images are scored in [0, 1]
-            lo, hi = value_range
-            samples = ((samples - lo) / (hi - lo)).clamp(0.0, 1.0)
+            samples = to_unit(samples, value_range)
         return evaluate(samples, self.ref)
 
 
@@ -68,8 +73,7 @@ class DigitFeatures(PooledFeatures):
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
         pooled, _ = super().__call__(x)
-        lo, hi = self.value_range
-        probs = self.extractor.probs(((x.float() - lo) / (hi - lo)).clamp(0.0, 1.0))
+        probs = self.extractor.probs(to_unit(x.float(), self.value_range))
         assert probs is not None  # the digits extractor has its classifier
         return pooled, probs.argmax(1).numpy()
 
@@ -153,8 +157,11 @@ class ImageKind(Kind):
     def verdict_features(self, data: Dataset, cfg: Config, value_range: tuple[float, float]
                          ) -> Features:
         # 28x28 grayscale digits judged by the digit classifier, as evaluation judges them
-        if data.is_image and tuple(data.shape) == (1, 28, 28) \
-                and (cfg.eval.extractor or "digits") == "digits":
+        from ..metrics.digit_classifier import IMAGE_SHAPE
+        from ..metrics.extractors import default_extractor
+
+        if data.is_image and (cfg.eval.extractor or default_extractor(data.shape)) == "digits" \
+                and tuple(data.shape) == IMAGE_SHAPE:
             return DigitFeatures(value_range)
         return self.features(data, cfg, value_range)
 
@@ -171,8 +178,7 @@ class ImageKind(Kind):
                 labels = run.draw_labels(num, seed)  # the classes asked for, for class_scores
             x = run.generate(num, seed, labels)
             if run.is_image:
-                lo, hi = run.value_range
-                x = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+                x = to_unit(x, run.value_range)
             head = {"source": str(run.path), "step": run.step}
             return score_samples(x, head, prepared, seed, labels)
 
@@ -208,8 +214,7 @@ class ImageView(View):
         return 100 if self.run.grid_columns(100) else 36  # ten per class
 
     def finish(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lo, hi = self.run.value_range  # as images.to_uint8, in graph operations
-        u8 = ((x - lo) / (hi - lo)).clamp(0.0, 1.0).mul(255.0).round()
+        u8 = to_unit(x, self.run.value_range).mul(255.0).round()  # as images.to_uint8
         return u8.to(torch.uint8).permute(0, 2, 3, 1), x
 
     def describe(self) -> dict[str, str]:

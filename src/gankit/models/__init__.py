@@ -6,6 +6,8 @@ Every generator is called as ``G(z, y=None)`` and every discriminator as ``D(x, 
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -110,6 +112,18 @@ def build(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int = 0,
     if cfg.d_output == "sigmoid":
         d = SigmoidOutput(d)
     return g, d
+
+
+# Families whose D is fully connected layers of ``d_hidden``, as G's are of ``g_hidden``
+WIDENABLE = ("mlp", "tabular")
+
+
+def as_wide_as_g(cfg: ModelConfig) -> ModelConfig | None:
+    """``cfg`` with D as wide as G (D's hidden widths G's, reversed), or None for a family whose
+    D is not made of ``d_hidden`` layers (the guard's ``wider_d`` remedy)."""
+    if cfg.family not in WIDENABLE:
+        return None
+    return dataclasses.replace(cfg, d_hidden=tuple(reversed(cfg.g_hidden)))
 
 
 def output_range(cfg: ModelConfig) -> tuple[float, float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from torch import nn
 
 from .. import kinds, models, runlog
 from ..conditioning import Conditioning, Labels
-from ..config import Config
+from ..config import Config, ModelConfig
 from ..data.base import Dataset
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
@@ -30,9 +29,6 @@ from .progress import Progress
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
 PRETRAIN_BETAS = (0.9, 0.999)  # Adam's betas in MLE pre-training (train.pretrain_steps)
 PRETRAIN_CLIP = 5.0  # the gradient norm MLE pre-training clips to (as the CharLM baseline)
-# Families whose D is fully connected layers of model.d_hidden, as G's of model.g_hidden: the
-# guard's wider_d remedy can make D as wide as G
-WIDENABLE = ("mlp", "tabular")
 
 
 def _count(module: nn.Module) -> int:
@@ -96,9 +92,8 @@ class Trainer:
         self.G.to(self.device)
         self.D.to(self.device)
         # A D with few parameters beside G's: the guard's wider_d remedy applies to it
-        self.small_d = (m.family in WIDENABLE
+        self.small_d = (models.as_wide_as_g(m) is not None
                         and _count(self.D) < cfg.guard.wider_d_below * _count(self.G))
-        self.d_hidden = m.d_hidden  # D's hidden widths now (wider after a wider_d remedy)
         self.d_wide = False  # whether D is the wider_d remedy's
         self.G_ema: nn.Module | None = None
         if t.ema > 0:
@@ -285,22 +280,30 @@ class Trainer:
                 group["lr"] = self.cfg.train.pretrain_lr * self.pretrain_lr_scale() * cut
         return rates
 
+    def _d_model(self, wide: bool) -> ModelConfig:
+        """The model config D is built from: as configured, or as wide as G (``wider_d``)."""
+        wider = models.as_wide_as_g(self.cfg.model) if wide else None
+        return wider or self.cfg.model
+
+    @property
+    def d_hidden(self) -> tuple[int, ...]:
+        """D's hidden widths now (G's, reversed, after a ``wider_d`` remedy)."""
+        return tuple(self._d_model(self.d_wide).d_hidden)
+
     def _rebuild_d(self, wide: bool) -> None:
         """D (and its Adam) afresh: as configured, or, ``wide``, as wide as G (its hidden widths
         G's reversed, the ``wider_d`` remedy); seeded, so every rank and every resume build the
         same one with no message between ranks (a collective here could meet another rank's
         broadcast of a rolled-back state)."""
-        m = self.cfg.model
-        hidden = tuple(reversed(m.g_hidden)) if wide else m.d_hidden
         init_seed, heads, cond_dim = self._build
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed + 1 if wide else init_seed)
-            _, self.D = models.build(dataclasses.replace(m, d_hidden=hidden), self.image_shape,
-                                     self.num_classes, self.cfg.reg.pack, heads, cond_dim)
+            _, self.D = models.build(self._d_model(wide), self.image_shape, self.num_classes,
+                                     self.cfg.reg.pack, heads, cond_dim)
         self.D.to(self.device)
         t = self.cfg.train
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
-        self.d_hidden, self.d_wide = hidden, wide
+        self.d_wide = wide
         self._fused, why = fused.build(self)
         self.step_kind = "fused" if self._fused is not None else f"generic ({why})"
 
@@ -548,9 +551,9 @@ class Trainer:
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a state written by ``state()`` (as read back from a checkpoint)."""
-        wide = any(r == "wider_d" for r, _ in (state.get("guard") or {}).get("remedies", []))
-        if wide != self.d_wide:  # the D this state trained
-            self._rebuild_d(wide)
+        self.guard.load_state_dict(state.get("guard"))  # first: which D the state trained
+        if self.guard.widened != self.d_wide:
+            self._rebuild_d(self.guard.widened)
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         if self.G_ema is not None:
@@ -571,7 +574,6 @@ class Trainer:
         self._acc = state["acc"].to(self.device, copy=True)
         self._acc_steps = int(state["acc_steps"])
         self.step = int(state["step"])
-        self.guard.load_state_dict(state.get("guard"))
         mine = self.cond.centroids if isinstance(self.cond, Labels) else None
         if mine is not None and state.get("centroids") is not None:
             # The clusters the run was trained on, even if k-means differed here (threads).
