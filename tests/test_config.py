@@ -241,7 +241,7 @@ def test_int_accepted_for_float() -> None:
         ("model.activation=[1]", "model.activation"),
         # out of range
         ("train.steps=-5", "train.steps"),
-        ("train.steps=0", "train.steps"),
+        ("train.steps=-1", "train.steps"),
         ("train.batch_size=0", "train.batch_size"),
         ("train.d_steps=0", "train.d_steps"),
         ("train.log_every=0", "train.log_every"),
@@ -422,7 +422,7 @@ def test_replace() -> None:
 def test_replace_validates() -> None:
     cfg = resolve()
     with pytest.raises(ConfigError, match=re.escape("train.steps")):
-        cfg.replace(train={"steps": 0})
+        cfg.replace(train={"steps": -1})
     with pytest.raises(ConfigError, match=re.escape("train.nope")):
         cfg.replace(train={"nope": 1})
 

@@ -20,7 +20,7 @@ from gankit.kinds.tables import TableKind, split
 from gankit.kinds.tables.codec import TableCodec
 from gankit.kinds.tables.conditions import TableConditions, parse_where
 from gankit.kinds.tables.files import read_table
-from gankit.run import load_run, prepare
+from gankit.run import load_run, load_toml_config, prepare
 from gankit.training import checkpoint
 
 FAST = ["train.steps=20", "train.batch_size=50", "train.log_every=10", "train.sample_every=10",
@@ -69,6 +69,32 @@ def test_a_csv_picks_the_tabular_preset_and_holds_out_a_fifth(table: Path) -> No
     a, b = split(patients(), 0.2, 0), split(patients(), 0.2, 0)
     assert a[1].equals(b[1])  # the split is seeded
     assert not split(patients(), 0.2, 1)[1].equals(a[1])
+
+
+def test_a_table_trains_for_its_own_length(table: Path, tmp_path: Path) -> None:
+    tables = kinds.get("tables")
+    # ~60 passes over the rows in batches of 500, within 1,500..3,000 steps (in hundreds)
+    assert tables.steps_for(3563, 500) == 1500  # credit_data
+    assert tables.steps_for(20000, 500) == 2400
+    assert tables.steps_for(26049, 500) == 3000  # Adult (3,126 passes' worth, capped)
+    assert tables.steps_for(10**6, 500) == 3000
+    assert kinds.get("images").steps_for(1000, 64) is None
+    assert resolve("tabular").train.steps == 0  # the preset leaves it to the table
+    cfg = cfg_for(table, "train.steps=0", "train.batch_size=5", "reg.pack=1")  # 240 rows
+    trainer = gankit.Trainer(cfg, kinds.get("tables").load(cfg.data))
+    assert trainer.cfg.train.steps == 2900  # 60 passes in batches of 5: 2,880
+    out = tmp_path / "run"
+    prepare(cfg_for(table, "train.steps=0"), out)
+    assert load_toml_config(out / "config.toml").train.steps == 1500  # stored resolved
+
+
+def test_only_tables_have_a_length_of_their_own(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = gankit_cli("train", "--preset", "seed", "--set", "train.steps=0", "--out", out)
+    assert done.returncode == 2, done.stderr
+    assert "train.steps=0" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (out / "config.toml").exists()
 
 
 def test_tsv_and_parquet_read_like_csv(tmp_path: Path) -> None:
@@ -195,7 +221,8 @@ def test_resume_is_bitwise(table: Path, tmp_path: Path) -> None:
     sa = checkpoint.latest(whole / "checkpoints")
     sb = checkpoint.latest(part / "checkpoints")
     assert sa is not None and sb is not None and sa["step"] == sb["step"] == 20
-    for key in ("G", "D"):
+    assert sa["G_ema"] is not None  # the preset samples from G's moving average
+    for key in ("G", "D", "G_ema"):
         for name, v in sa[key].items():
             assert torch.equal(v, sb[key][name]), (key, name)
 

@@ -239,7 +239,7 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
     split = (f", global batch {cfg.train.batch_size} = {world.size} processes x {trainer.batch}"
              if world.size > 1 else "")
     say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({shape}) "
-        f"for {cfg.train.steps} steps into {out}{split}, {trainer.step_kind} step")
+        f"for {trainer.cfg.train.steps} steps into {out}{split}, {trainer.step_kind} step")
     with stop_on_signals(trainer) as caught:
         try:
             trainer.fit(progress=not quiet)
@@ -254,7 +254,7 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
         reason, detail = trainer.stopped
         more = (f"; continue with: gankit train --resume --out {out}"
                 if reason == "time" else "")
-        say(f"gankit: stopped at step {trainer.step} of {cfg.train.steps}: {detail}; "
+        say(f"gankit: stopped at step {trainer.step} of {trainer.cfg.train.steps}: {detail}; "
             f"checkpoint saved{more}")
         return 0
     say(f"gankit: finished at step {trainer.step}; samples in {out / 'samples'}")

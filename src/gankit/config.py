@@ -190,7 +190,7 @@ class RegConfig:
 class TrainConfig:
     """Optimisation, schedule of side work, and reproducibility."""
 
-    steps: int = 6000
+    steps: int = 6000  # 0: the data kind's own length (tables: by their number of rows)
     batch_size: int = 128
     d_steps: int = 1  # discriminator steps per generator step
     lr_g: float = 2e-4
@@ -566,10 +566,12 @@ def validate(cfg: Config) -> None:
     _one_of("loss.name", lo.name, LOSSES)
     _require(0.5 < lo.real_label <= 1.0,
              f"loss.real_label must be in (0.5, 1], got {lo.real_label}")
-    for key in ("steps", "batch_size", "d_steps", "log_every", "sample_every",
+    for key in ("batch_size", "d_steps", "log_every", "sample_every",
                 "checkpoint_every", "keep_checkpoints", "grid_size"):
         value = getattr(t, key)
         _require(value >= 1, f"train.{key} must be at least 1, got {value}")
+    _require(t.steps >= 0, f"train.steps must be at least 1 (or 0: the data's own length, "
+             f"for tables), got {t.steps}")
     _require(t.steps <= 10**9, f"train.steps must be at most 1e9, got {t.steps}")
     _require(t.batch_size <= 65536, f"train.batch_size must be at most 65536, got {t.batch_size}")
     _require(t.d_steps <= 100, f"train.d_steps must be at most 100, got {t.d_steps}")

@@ -147,7 +147,7 @@ def prepare(cfg: Config, out: Path | None = None, resume: bool = False,
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise RunError(f"checkpoint in {out} does not fit its config: {e}") from None
     if world.main:
-        _prepare(out, cfg, dataset.codec)
+        _prepare(out, trainer.cfg, dataset.codec)  # its length resolved (train.steps = 0)
         runlog.truncate(out / "metrics.jsonl", trainer.step)
     return trainer
 

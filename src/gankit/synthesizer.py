@@ -78,7 +78,7 @@ class TableSynthesizer:
                 if cfg.model.conditional else None)
         cond = cond if cond is not None and cond.vector_dim else None
         g = TableKind().settled(copy.deepcopy(trainer.sampler), cond)
-        self.run = Run(path=self.out or Path("."), config=cfg, step=trainer.step,
+        self.run = Run(path=self.out or Path("."), config=trainer.cfg, step=trainer.step,
                        generator=g, codec=data.codec, conditioning=cond)
         return self
 

@@ -80,6 +80,11 @@ class Kind:
         the checkpoint holds all (images, points)."""
         return None, None
 
+    def steps_for(self, rows: int, batch: int) -> int | None:
+        """The run's length in steps for ``rows`` training samples in batches of ``batch``,
+        where the config leaves it to the data (``train.steps = 0``); None: this kind has none."""
+        return None
+
     def settled(self, g: nn.Module, cond: Conditioning | None) -> nn.Module:
         """The generator as it samples (eval mode), given the conditions it samples with: ``g``
         itself where nothing depends on them."""

@@ -53,6 +53,17 @@ def auto_precision(trainer: Trainer) -> str:
     return "fp32" if fused.unsupported(trainer, "fp32") is None else trainer.precision
 
 
+def sized(cfg: Config, data: Dataset) -> Config:
+    """``cfg`` with its length in steps, where ``train.steps = 0`` leaves it to the data kind."""
+    if cfg.train.steps:
+        return cfg
+    steps = kinds.get(data.kind).steps_for(len(data.samples), cfg.train.batch_size)
+    if steps is None:
+        raise ConfigError(f"train.steps=0 (the data's own length) is for tables; give "
+                          f"{data.kind} a number of steps")
+    return cfg.replace(train={"steps": steps})
+
+
 class Trainer:
     """Trains a generator against a discriminator on in-memory data, writing to ``run_dir``.
 
@@ -63,7 +74,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, data: Dataset, run_dir: Path | None = None) -> None:
-        self.cfg = cfg
+        self.cfg = cfg = sized(cfg, data)
         self.run_dir = run_dir
         t, m = cfg.train, cfg.model
         (init_seed, data_seed, noise_seed, fixed_seed, aug_seed, eval_seed, cluster_seed,

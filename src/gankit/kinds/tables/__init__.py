@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 BUILTIN_TARGETS = {"adult": "income"}  # what a built-in table's efficacy is measured on
 PREVIEW_ROWS = 20  # rows of the fixed batch written to samples/step-N.csv
 WHERE_DRAWS = 200  # --where gives up after drawing this many times the rows asked for
+# A table's own length (train.steps = 0, the preset's): about EPOCHS passes over its training
+# rows, within [MIN_STEPS, MAX_STEPS]. Measured (BENCHMARKS.md, session 18): credit_data's 3,563
+# rows and Default's 8,000 reach at 1,500 steps what 3,000 give; Adult's 26,049 need 3,000.
+EPOCHS, MIN_STEPS, MAX_STEPS = 60, 1500, 3000
 
 
 def target_of(cfg: DataConfig) -> str | None:
@@ -125,6 +129,10 @@ class TableKind(Kind):
         train, holdout = load_frames(cfg)
         name = cfg.source if cfg.source in TABLE_BUILTINS else Path(cfg.source).stem
         return frames_dataset(train, holdout, cfg, name, codec)
+
+    def steps_for(self, rows: int, batch: int) -> int | None:
+        passes = -(-EPOCHS * rows // batch)  # ceil
+        return min(MAX_STEPS, max(MIN_STEPS, -(-passes // 100) * 100))
 
     def layout(self, codec: Any, m: ModelConfig) -> tuple[tuple[tuple[int, str], ...] | None,
                                                            int]:
