@@ -73,16 +73,16 @@ def test_a_csv_picks_the_tabular_preset_and_holds_out_a_fifth(table: Path) -> No
 
 def test_a_table_trains_for_its_own_length(table: Path, tmp_path: Path) -> None:
     tables = kinds.get("tables")
-    # ~60 passes over the rows in batches of 500, within 1,500..3,000 steps (in hundreds)
-    assert tables.steps_for(3563, 500) == 1500  # credit_data
-    assert tables.steps_for(20000, 500) == 2400
-    assert tables.steps_for(26049, 500) == 3000  # Adult (3,126 passes' worth, capped)
-    assert tables.steps_for(10**6, 500) == 3000
+    # ~115 passes over the rows in batches of 500, within 1,500..6,000 steps (in hundreds)
+    assert tables.steps_for(3563, 500) == 1500  # credit_data (820 steps' worth)
+    assert tables.steps_for(8000, 500) == 1900  # Default (1,840)
+    assert tables.steps_for(26049, 500) == 6000  # Adult (5,992)
+    assert tables.steps_for(10**6, 500) == 6000
     assert kinds.get("images").steps_for(1000, 64) is None
     assert resolve("tabular").train.steps == 0  # the preset leaves it to the table
     cfg = cfg_for(table, "train.steps=0", "train.batch_size=5", "reg.pack=1")  # 240 rows
     trainer = gankit.Trainer(cfg, kinds.get("tables").load(cfg.data))
-    assert trainer.cfg.train.steps == 2900  # 60 passes in batches of 5: 2,880
+    assert trainer.cfg.train.steps == 5600  # 115 passes in batches of 5: 5,520
     out = tmp_path / "run"
     prepare(cfg_for(table, "train.steps=0"), out)
     assert load_toml_config(out / "config.toml").train.steps == 1500  # stored resolved
