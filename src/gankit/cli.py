@@ -228,6 +228,7 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
         out = Path(args.out) if args.out else default_out()
     cfg, out = distributed.broadcast_object((cfg, out), world)  # one config, one run directory
     trainer = prepare(cfg, out, resume=args.resume)
+    cfg = trainer.cfg  # as the run trains it (a table's own length resolved)
     quiet = args.quiet or not world.main
     say = (lambda text: None) if quiet else (lambda text: print(text, file=sys.stderr))
     if not args.resume and note:
@@ -239,7 +240,7 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
     split = (f", global batch {cfg.train.batch_size} = {world.size} processes x {trainer.batch}"
              if world.size > 1 else "")
     say(f"gankit: {what} preset '{cfg.preset}' on '{cfg.data.source}' ({shape}) "
-        f"for {trainer.cfg.train.steps} steps into {out}{split}, {trainer.step_kind} step")
+        f"for {cfg.train.steps} steps into {out}{split}, {trainer.step_kind} step")
     with stop_on_signals(trainer) as caught:
         try:
             trainer.fit(progress=not quiet)
@@ -254,7 +255,7 @@ def _train(args: argparse.Namespace, world: distributed.World) -> int:
         reason, detail = trainer.stopped
         more = (f"; continue with: gankit train --resume --out {out}"
                 if reason == "time" else "")
-        say(f"gankit: stopped at step {trainer.step} of {trainer.cfg.train.steps}: {detail}; "
+        say(f"gankit: stopped at step {trainer.step} of {cfg.train.steps}: {detail}; "
             f"checkpoint saved{more}")
         return 0
     say(f"gankit: finished at step {trainer.step}; samples in {out / 'samples'}")

@@ -59,8 +59,8 @@ def sized(cfg: Config, data: Dataset) -> Config:
         return cfg
     steps = kinds.get(data.kind).steps_for(len(data.samples), cfg.train.batch_size)
     if steps is None:
-        raise ConfigError(f"train.steps=0 (the data's own length) is for tables; give "
-                          f"{data.kind} a number of steps")
+        raise ConfigError(f"train.steps=0 leaves the length to the data, and {data.kind} have "
+                          f"no length of their own; give a number of steps")
     return cfg.replace(train={"steps": steps})
 
 
