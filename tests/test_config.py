@@ -63,7 +63,7 @@ def test_resolve_without_arguments_uses_the_digits_default() -> None:
     assert cfg.preset == "digits" and cfg.data.source == "digits"
     assert cfg == resolve("digits")
     assert cfg.model.output == "tanh" and cfg.model.d_spectral_norm is False
-    assert cfg.model.conditional and cfg.train.steps == 6000
+    assert cfg.model.conditional and (cfg.train.steps, cfg.train.batch_size) == (10000, 64)
     assert cfg.train.ema > 0
 
 
@@ -361,7 +361,7 @@ def test_to_toml_round_trip_delete_character() -> None:
 
 def test_to_dict_lists_not_tuples() -> None:
     d = to_dict(resolve())
-    assert d["model"]["g_hidden"] == [128, 128] and d["train"]["betas_g"] == [0.5, 0.999]
+    assert d["model"]["g_hidden"] == [128, 128] and d["train"]["betas_g"] == [0.0, 0.99]
     assert set(d) == {"preset", "data", "model", "loss", "reg", "train", "eval", "guard"}
 
 

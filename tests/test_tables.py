@@ -340,6 +340,32 @@ def test_a_target_is_drawn_at_its_real_share(table: Path) -> None:
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
+def test_a_focus_share_of_training_batches_is_conditioned_on_the_target(table: Path) -> None:
+    data = kinds.get("tables").load(cfg_for(table).data)
+    plain = TableConditions(data.codec, data.samples, focus="smoker")
+    cond = TableConditions(data.codec, data.samples, focus="smoker", focus_share=0.5)
+    gen = torch.Generator().manual_seed(0)
+    idx, y = cond.batch(40_000, gen, slice(None), torch.device("cpu"))
+    x = data.samples[idx]
+    assert torch.equal((x.index_select(1, cond.positions) * y).sum(1), torch.ones(len(y)))
+    yes, no = cond.option("smoker", "yes"), cond.option("smoker", "no")
+    on_target = y[:, [yes, no]].sum(1) == 1
+    blocks = sum(1 for c in data.codec.columns if c.kind in ("categorical", "boolean"))
+    # half the batches by focus, and the uniform draw of one column in the other half
+    assert float(on_target.float().mean()) == pytest.approx(0.5 + 0.5 / blocks, abs=0.01)
+    # the focused half at the real share: the rare category's share lies between the real one
+    # and the log-frequency one of the unfocused draws
+    real = float((data.frames[0]["smoker"] == "yes").mean())
+    p = plain.p_train
+    log_share = float(p[yes] / (p[yes] + p[no]))
+    drawn = float(y[on_target, yes].mean())
+    expected = (0.5 * real + 0.5 / blocks * log_share) / (0.5 + 0.5 / blocks)
+    assert drawn == pytest.approx(expected, abs=0.015)
+    assert real + 0.05 < log_share
+    with pytest.raises(gankit.ConfigError, match="data.target_focus"):
+        cfg_for(table, "data.target_focus=1.5")
+
+
 def test_synthesizer_target_focuses_generated_conditions() -> None:
     df = patients().drop(columns=["id"])
     synth = gankit.TableSynthesizer(steps=10, batch_size=50, overrides=FAST[2:],

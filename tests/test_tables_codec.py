@@ -109,23 +109,61 @@ def test_gaussian_scale_keeps_a_spike_exact() -> None:
     assert (codec.decode(probe)["gain"] == 0).all()
 
 
-def test_auto_scale_gives_spiky_columns_normal_scores_and_the_rest_modes() -> None:
+def test_auto_scale_gives_spiky_columns_normal_scores_or_a_spike_choice() -> None:
     rng = np.random.default_rng(2)
     n = 3000
     df = pd.DataFrame({
         "gain": np.where(rng.uniform(size=n) < 0.9, 0, rng.integers(100, 20000, n)),
         "hours": np.where(rng.uniform(size=n) < 0.25, 40, rng.integers(1, 99, n)),
+        "term": np.where(rng.uniform(size=n) < 0.4, 60, rng.choice(np.arange(3, 60, 3), n)),
         "age": rng.integers(17, 90, n),  # most common value ~1.4% of rows
         "height": rng.normal(170, 10, n),
     })
     codec, _ = TableCodec.fit(df, scale="auto")
-    assert [codec.column(c).scale for c in df.columns] == ["gaussian", "gaussian", "modes",
-                                                           "modes"]
+    # a value in >= 20% of rows: the spike is G's choice among many values; among 20 or fewer
+    # (loan terms in months) the values are normal scores
+    assert [codec.column(c).scale for c in df.columns] == ["spike", "spike", "gaussian",
+                                                           "modes", "modes"]
+    assert (codec.column("gain").spike, codec.column("hours").spike) == (0.0, 40.0)
     back = codec.decode(codec.encode(df))
-    assert (back["gain"] == df["gain"]).all() and (back["hours"] == df["hours"]).all()
+    assert all((back[c] == df[c]).all() for c in ("gain", "hours", "term"))
     saved = json.loads(json.dumps(codec.to_json()))
-    assert {c["scale"] for c in saved["columns"]} == {"gaussian", "modes"}  # never "auto"
+    assert {c["scale"] for c in saved["columns"]} == {"spike", "gaussian", "modes"}  # not auto
     assert torch.equal(TableCodec.from_json(saved).encode(df), codec.encode(df))
+
+
+def test_a_spike_is_a_choice_and_the_other_values_are_normal_scores() -> None:
+    rng = np.random.default_rng(3)
+    n = 5000
+    gains = np.where(rng.uniform(size=n) < 0.9, 0.0, rng.lognormal(8, 1, n))
+    gains[rng.uniform(size=n) < 0.05] = np.nan
+    df = pd.DataFrame({"gain": gains, "other": rng.normal(size=n)})
+    codec, _ = TableCodec.fit(df, scale="auto")
+    c = codec.column("gain")
+    assert c.scale == "spike" and c.missing and c.width == 4  # scalar; other, spike, missing
+    assert codec.heads()[:2] == [(1, "tanh"), (3, "softmax")]
+    x = codec.encode(df)[:, :4].numpy()
+    spike, missing = gains == 0.0, np.isnan(gains)
+    other = ~spike & ~missing
+    assert (x[:, 1:].argmax(1) == np.where(missing, 2, np.where(spike, 1, 0))).all()
+    assert (x[~other, 0] == 0).all()
+    scores = x[other, 0] * 5.0  # the other values alone, as standard normal scores
+    assert abs(scores.mean()) < 0.02 and scores.std() == pytest.approx(1.0, abs=0.06)
+    back = codec.decode(codec.encode(df))["gain"].to_numpy()
+    assert np.array_equal(np.isnan(back), missing)
+    assert np.allclose(back[~missing], gains[~missing], rtol=1e-3)  # float32 scores
+    # G's choice decides: the spike decodes to it whatever the scalar, the others to a value
+    # within the other values' range
+    probe = torch.zeros(3, codec.width)
+    probe[:, 0] = torch.tensor([-0.9, 0.0, 0.9])
+    probe[0, 2] = probe[1, 1] = probe[2, 3] = 1.0
+    out = codec.decode(probe)["gain"]
+    assert out[0] == 0.0 and out[1] == pytest.approx(float(np.median(gains[other])), rel=0.01)
+    assert np.isnan(out[2])
+    with pytest.raises(DataError, match="spike"):
+        bad = json.loads(json.dumps(codec.to_json()))
+        bad["columns"][0]["spike"] = float("nan")
+        TableCodec.from_json(bad)
 
 
 def test_decoded_values_stay_in_range_and_integers_stay_whole() -> None:

@@ -159,7 +159,8 @@ class TableKind(Kind):
                               "their categories (model.conditional)")
         if not m.conditional:
             return Conditioning(len(x))
-        cond = TableConditions(data.codec, x.cpu(), focus=target_of(cfg.data))
+        cond = TableConditions(data.codec, x.cpu(), focus=target_of(cfg.data),
+                               focus_share=cfg.data.target_focus)
         return cond if cond.vector_dim else Conditioning(len(x))
 
     def preview(self, x: torch.Tensor, value_range: tuple[float, float], data: Dataset,

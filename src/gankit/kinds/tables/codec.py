@@ -11,6 +11,10 @@ Each column becomes a block of the encoded vector:
   the middle: ``kinds.normal_scores``) divided by 5 (tanh), plus a present/missing one-hot
   when the column has missing values. A spike (capital gains of 0 in 92% of rows) is then an
   interval of scores that all decode to it, where the mixture's scalar spreads it;
+- scale "spike" (what ``auto`` picks for a column with a spike and more than 20 distinct values;
+  "gaussian" for fewer): the spike is G's discrete choice, a one-hot of other value / spike
+  (/ missing), and the scalar is the normal score of a value among the other values, so the
+  rare values beside a spike (capital gains other than 0) keep their share;
 - categorical and boolean: a one-hot of the category (softmax); a missing value is a category;
 - constant: nothing (decoded as the constant);
 - derived (``data.derive``): nothing; a column that is a function of one discrete column in
@@ -42,7 +46,8 @@ SMALL_INTEGER = 10  # integer columns with at most this many distinct values are
 ID_MIN_ROWS = 20  # a column unique in every row is id-like only with at least this many rows
 MODES = 10  # Gaussian-mixture components per numeric column (before pruning)
 SCALES = ("modes", "gaussian", "auto")  # numeric encodings (data.numeric)
-SPIKE = 0.2  # scale "auto": gaussian for a column whose most common value holds this share
+SPIKE = 0.2  # scale "auto": normal scores for a column whose most common value holds this share
+SPIKE_VALUES = 20  # ... and the spike as G's choice (scale "spike") with more distinct values
 SCORE_SCALE = 5.0  # a normal score is stored as score / SCORE_SCALE (inside tanh's range)
 SCORE_EDGE = 1e-6  # quantiles kept in [SCORE_EDGE, 1 - SCORE_EDGE]: scores within +-4.75
 FORMAT = 1
@@ -106,9 +111,10 @@ class Column:
     missing: bool = False  # whether the training data has missing values here
     low: float = 0.0  # numeric: the seen range (decoded values stay inside it)
     high: float = 0.0
-    scale: str = "modes"  # numeric: "modes" or "gaussian" (SCALES but "auto", resolved at fit)
+    scale: str = "modes"  # numeric: "modes", "gaussian" or "spike" (auto is resolved at fit)
     mixture: Mixture1D | None = None  # numeric, scale "modes"
-    quantiles: Marginals | None = None  # numeric, scale "gaussian"
+    quantiles: Marginals | None = None  # numeric, scale "gaussian" (the other values: "spike")
+    spike: float = 0.0  # numeric, scale "spike": the value held by many rows
     unit: str = ""  # datetime: "D" (dates) or "s"
     tz: str = ""  # datetime: the time zone of a zone-aware column
     categories: list[Any] = field(default_factory=list)  # discrete: values (None = missing)
@@ -118,9 +124,11 @@ class Column:
     @property
     def modes(self) -> int:
         """Numeric: mixture modes, plus one for missing values (scale "gaussian": present and
-        missing, or none without missing values)."""
+        missing, or none without missing values; "spike": other value, spike, and missing)."""
         if self.scale == "gaussian":
             return 2 if self.missing else 0
+        if self.scale == "spike":
+            return 2 + int(self.missing)
         assert self.mixture is not None
         return len(self.mixture.weights) + int(self.missing)
 
@@ -147,9 +155,11 @@ class Column:
                              "missing": self.missing}
         if self.kind in NUMERIC:
             d.update(low=self.low, high=self.high, unit=self.unit, tz=self.tz, scale=self.scale)
-            if self.scale == "gaussian":
+            if self.scale in ("gaussian", "spike"):
                 assert self.quantiles is not None
                 d["quantiles"] = self.quantiles.to_json()[0]
+                if self.scale == "spike":
+                    d["spike"] = self.spike
             else:
                 assert self.mixture is not None
                 d["mixture"] = self.mixture.to_json()
@@ -169,11 +179,15 @@ class Column:
         if kind in NUMERIC:
             c.low, c.high = float(d["low"]), float(d["high"])
             c.scale = str(d.get("scale", "modes"))
-            if c.scale == "gaussian":
+            if c.scale in ("gaussian", "spike"):
                 try:
                     c.quantiles = Marginals.from_json([d["quantiles"]], 1)
                 except DataError as e:
                     raise ValueError(f"column {c.name}: {e}") from None
+                if c.scale == "spike":
+                    c.spike = float(d["spike"])
+                    if not math.isfinite(c.spike):
+                        raise ValueError(f"column {c.name}: the spike is not a number")
             elif c.scale == "modes":
                 c.mixture = Mixture1D.from_json(d["mixture"])
             else:
@@ -215,11 +229,18 @@ def _fit_column(name: str, col: pd.Series, kind: str, seed: int,
         ok = x[~np.isnan(x)]
         c.low, c.high = float(ok.min()), float(ok.max())
         if scale == "auto":
-            top = np.unique(ok, return_counts=True)[1].max() / len(ok)
-            scale = "gaussian" if top >= SPIKE else "modes"
+            values, counts = np.unique(ok, return_counts=True)
+            top = counts.argmax()
+            share = counts[top] / len(ok)
+            scale = ("modes" if share < SPIKE
+                     else "spike" if len(values) > SPIKE_VALUES else "gaussian")
+            if scale == "spike":
+                c.spike = float(values[top])
         c.scale = scale
         if scale == "gaussian":
             c.quantiles = Marginals.of_columns([ok])
+        elif scale == "spike":
+            c.quantiles = Marginals.of_columns([ok[ok != c.spike]])
         else:
             c.mixture = fit_mixture(ok, MODES, seed)
         if kind == "datetime":
@@ -362,7 +383,20 @@ class TableCodec:
         rows = np.arange(n)
         for c, start in zip(self.columns, self.offsets(), strict=True):
             col = df[c.name]
-            if c.kind in NUMERIC and c.scale == "gaussian":
+            if c.kind in NUMERIC and c.scale == "spike":
+                assert c.quantiles is not None
+                x = _numeric_values(col, c.kind)
+                missing = np.isnan(x)
+                if missing.any() and not c.missing:
+                    raise DataError(f"column '{c.name}' had no missing values in training")
+                spike = x == c.spike
+                other = ~missing & ~spike
+                filled = np.where(other, x, c.quantiles.quantiles[0, 0])
+                score = c.quantiles.forward(filled[:, None], SCORE_EDGE)[:, 0]
+                out[:, start] = np.where(other, score / SCORE_SCALE, 0.0)
+                choice = np.where(missing, 2, np.where(spike, 1, 0))
+                out[rows, start + 1 + choice] = 1.0
+            elif c.kind in NUMERIC and c.scale == "gaussian":
                 assert c.quantiles is not None
                 x = _numeric_values(col, c.kind)
                 missing = np.isnan(x)
@@ -437,7 +471,13 @@ class TableCodec:
 
     @staticmethod
     def _decode_numeric(c: Column, block: np.ndarray) -> pd.Series:
-        if c.scale == "gaussian":
+        if c.scale == "spike":
+            assert c.quantiles is not None
+            choice = block[:, 1:].argmax(1)
+            missing = choice == 2
+            value = np.where(choice == 1, c.spike,
+                             c.quantiles.inverse(block[:, :1] * SCORE_SCALE)[:, 0])
+        elif c.scale == "gaussian":
             assert c.quantiles is not None
             missing = block[:, 2] > block[:, 1] if c.missing else np.zeros(len(block), bool)
             value = c.quantiles.inverse(block[:, :1] * SCORE_SCALE)[:, 0]

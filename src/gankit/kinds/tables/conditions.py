@@ -1,9 +1,10 @@
 """Conditional vectors for tables (CTGAN): one discrete column's category, drawn per sample.
 
 Training draws a column uniformly and a category by log-frequency (training-by-sampling, so rare
-categories are learned), then a real row of that category. Generated samples draw the category by
-its real share, so unconditioned samples keep every category's share. ``--where`` conditions on
-the rarest asked category and keeps only rows that satisfy every clause.
+categories are learned), then a real row of that category; with a target (``focus``) a share of
+the batches condition on it at its real shares instead, as generated rows do. Generated samples
+draw the category by its real share, so unconditioned samples keep every category's share.
+``--where`` conditions on the rarest asked category and keeps only rows that satisfy every clause.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ class TableConditions(Conditioning):
     """Conditional vectors over a codec's discrete columns (see the module docstring)."""
 
     def __init__(self, codec: TableCodec, x: torch.Tensor | None = None,
-                 focus: str | None = None) -> None:
+                 focus: str | None = None, focus_share: float = 0.0) -> None:
         """Conditions over ``codec``'s discrete columns; ``x`` (the encoded training rows) is
         needed only to draw training batches. With ``focus`` (a discrete column, the target)
         generated samples are conditioned on that column alone, at its real shares, so its
-        share is the data's however well G learned the rest."""
+        share is the data's however well G learned the rest; ``focus_share`` of the training
+        batches are conditioned the same way, so G learns the rows of each target class as
+        they are (not only where training-by-sampling drew that column)."""
         super().__init__(0 if x is None else len(x))
         blocks = [(c, s) for c, s in zip(codec.columns, codec.offsets(), strict=True)
                   if c.kind in DISCRETE]
@@ -50,7 +53,8 @@ class TableConditions(Conditioning):
         # Generated samples: a column uniformly, its category at its share of the data.
         self.p_share = (torch.cat([torch.tensor(c.shares, dtype=torch.float64) / k
                                    for c, _ in blocks]) if blocks else None)
-        if focus is not None and any(c.name == focus for c, _ in blocks):
+        focused = focus is not None and any(c.name == focus for c, _ in blocks)
+        if focused:
             self.p_share = torch.cat([torch.tensor(c.shares, dtype=torch.float64)
                                       * (c.name == focus) for c, _ in blocks])
         self.p_train: torch.Tensor | None = None
@@ -68,6 +72,8 @@ class TableConditions(Conditioning):
         # Training batches: a column uniformly, its category by log-frequency, then a real row.
         log_freq = [torch.log1p(c.to(torch.float64)) * (c > 0) for c in counts]
         self.p_train = torch.cat([f / f.sum() / k for f in log_freq])
+        if focused and focus_share > 0:
+            self.p_train = (1.0 - focus_share) * self.p_train + focus_share * self.p_share
 
     def batch(self, n: int, gen: torch.Generator, part: slice, device: torch.device
               ) -> tuple[torch.Tensor, torch.Tensor | None]:
