@@ -383,30 +383,20 @@ class TableCodec:
         rows = np.arange(n)
         for c, start in zip(self.columns, self.offsets(), strict=True):
             col = df[c.name]
-            if c.kind in NUMERIC and c.scale == "spike":
+            if c.kind in NUMERIC and c.scale in ("gaussian", "spike"):
                 assert c.quantiles is not None
                 x = _numeric_values(col, c.kind)
                 missing = np.isnan(x)
                 if missing.any() and not c.missing:
                     raise DataError(f"column '{c.name}' had no missing values in training")
-                spike = x == c.spike
-                other = ~missing & ~spike
-                filled = np.where(other, x, c.quantiles.quantiles[0, 0])
+                spike = (x == c.spike) if c.scale == "spike" else np.zeros(n, bool)
+                scored = ~missing & ~spike  # rows whose value is a normal score
+                filled = np.where(scored, x, c.quantiles.quantiles[0, 0])
                 score = c.quantiles.forward(filled[:, None], SCORE_EDGE)[:, 0]
-                out[:, start] = np.where(other, score / SCORE_SCALE, 0.0)
-                choice = np.where(missing, 2, np.where(spike, 1, 0))
-                out[rows, start + 1 + choice] = 1.0
-            elif c.kind in NUMERIC and c.scale == "gaussian":
-                assert c.quantiles is not None
-                x = _numeric_values(col, c.kind)
-                missing = np.isnan(x)
-                if missing.any() and not c.missing:
-                    raise DataError(f"column '{c.name}' had no missing values in training")
-                filled = np.where(missing, c.low, x)
-                score = c.quantiles.forward(filled[:, None], SCORE_EDGE)[:, 0]
-                out[:, start] = np.where(missing, 0.0, score / SCORE_SCALE)
-                if c.missing:
-                    out[rows, start + 1 + missing.astype(np.int64)] = 1.0
+                out[:, start] = np.where(scored, score / SCORE_SCALE, 0.0)
+                if c.modes:  # one-hot of value / spike / missing (gaussian: value / missing)
+                    choice = np.where(missing, c.modes - 1, np.where(spike, 1, 0))
+                    out[rows, start + 1 + choice] = 1.0
             elif c.kind in NUMERIC:
                 assert c.mixture is not None
                 x = _numeric_values(col, c.kind)
