@@ -45,6 +45,11 @@ class Conditioning:
         """An extra generator loss on its output ``fake`` for conditions ``y`` (None: none)."""
         return None
 
+    def penalty_with_grad(self, fake: torch.Tensor, y: torch.Tensor | None
+                          ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``penalty`` and its gradient with respect to ``fake`` (None: no penalty)."""
+        return None
+
     def state(self) -> dict[str, Any]:
         """What a checkpoint records of the conditioning."""
         return {"label_share": None, "centroids": None}

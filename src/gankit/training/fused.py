@@ -56,6 +56,9 @@ def unsupported(trainer: Any, precision: str | None = None) -> str | None:
     cfg = trainer.cfg
     precision = precision or trainer.precision
     m, r, t = cfg.model, trainer.recipe.reg, cfg.train
+    if m.family == "tabular":
+        from .fused_table import unsupported as table_unsupported
+        return table_unsupported(trainer, precision)
     reasons = (
         (not t.fused_step, "train.fused_step is off"),
         (m.family != "mlp", f"model.family={m.family}"),
@@ -103,6 +106,9 @@ def build(trainer: Any) -> tuple[FusedStep | None, str | None]:
     reason = unsupported(trainer)
     if reason is not None:
         return None, reason
+    if trainer.cfg.model.family == "tabular":
+        from .fused_table import FusedTableStep
+        return FusedTableStep(trainer), None
     return FusedStep(trainer), None
 
 

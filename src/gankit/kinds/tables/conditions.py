@@ -112,6 +112,17 @@ class TableConditions(Conditioning):
         probs = fake.index_select(1, self.positions.to(fake.device)).float()
         return -(y * torch.log(probs + 1e-8)).sum(1).mean()
 
+    def penalty_with_grad(self, fake: torch.Tensor, y: torch.Tensor | None
+                          ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if y is None:
+            return None
+        positions = self.positions.to(fake.device)
+        probs = fake.index_select(1, positions) + 1e-8
+        loss = -(y * torch.log(probs)).sum(1).mean()
+        grad = torch.zeros_like(fake)
+        grad.index_add_(1, positions, y / probs, alpha=-1.0 / len(fake))
+        return loss, grad
+
 
 @dataclass(frozen=True)
 class Clause:
