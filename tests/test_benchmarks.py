@@ -82,3 +82,13 @@ def test_text_benchmark_tables_rows_of_any_models(tmp_path: Path) -> None:
     means = [line for line in out.splitlines() if line.startswith("| smiles | latent | 1 | 2 |")]
     assert len(means) == 1 and "0.600 ± 0.100" in means[0], out  # validity over the 2 seeds
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_table_step_prints_fused_against_generic() -> None:
+    out = run("table_step.py", "--tables", "adult", "--repeats", "1", "--seconds", "0.05")
+    assert "matmul peak" in out and "CPU capability" in out
+    row = next(line for line in out.splitlines() if line.startswith("| adult"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    flops, generic, fused = (float(c.replace(",", "")) for c in cells[1:4])
+    assert flops > 1e2 and generic > 0 and fused > 0  # MFLOP of a step of Adult's networks
+    assert 0.2 < float(cells[4].rstrip("x")) < 20

@@ -105,12 +105,19 @@ def test_written_out_gradient_penalty_matches_autograd(one_sided: bool, pack: in
     pr, pf = real.reshape(n // pack, -1), fake.reshape(n // pack, -1)
     want = scale * gradient_penalty(lambda v: D(v, y), pr, pf, eps, one_sided)
     grads = torch.autograd.grad(want, list(D.parameters()), allow_unused=True)
-    # written out: mixed rows with their conditions beside them
+    # written out: the first layer at the mixed packs, from the real and fake packs' outputs
+    beside = [y] if cond else []
+    rows = torch.cat([torch.cat([real] + beside, 1), torch.cat([fake] + beside, 1)])
     mix = eps.repeat_interleave(pack)[:, None]
-    rows = torch.cat([mix * real + (1 - mix) * fake] + ([y] if cond else []), dim=1)
+    mixed = torch.cat([mix * real + (1 - mix) * fake] + beside, dim=1)
     critic.flat.grad.zero_()
     with torch.no_grad():
-        got = critic.penalty(rows, scale, one_sided)
+        logits = critic.logits(rows, keep_first=True)
+        first = critic.mixed_first(eps)
+        torch.testing.assert_close(first, critic.mlp.layers[0].forward(critic.packed(mixed)))
+        torch.testing.assert_close(logits, D(torch.cat([real, fake]).reshape(2 * n // pack, -1),
+                                             None if y is None else torch.cat([y, y])))
+        got = critic.penalty(first, scale, one_sided)
     torch.testing.assert_close(got, want.detach(), rtol=1e-5, atol=1e-6)
     assert float(want.detach()) > 0.1
     for p, g in zip(D.parameters(), grads, strict=True):

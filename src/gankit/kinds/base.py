@@ -85,9 +85,11 @@ class Kind:
         where the config leaves it to the data (``train.steps = 0``); None: this kind has none."""
         return None
 
-    def settled(self, g: nn.Module, cond: Conditioning | None) -> nn.Module:
+    def settled(self, g: nn.Module, cond: Conditioning | None,
+                num: int | None = None) -> nn.Module:
         """The generator as it samples (eval mode), given the conditions it samples with: ``g``
-        itself where nothing depends on them."""
+        itself where nothing depends on them. ``num``: how many samples it is settled for (a
+        few for a check while training; None for a run's sampling)."""
         return g.eval()
 
     def conditioning(self, cfg: Config, data: Dataset, x: torch.Tensor, seed: int,

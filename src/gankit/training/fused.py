@@ -20,7 +20,8 @@ skip path (``model.g_skip``) is one more product on its input, added before the 
 activation, with its weight gradient (and input gradient, for labels) in the backward pass. Where a
 config needs something this step does not do (penalties, packing, augmentation, a table's
 condition vectors, other families, mixed precision, several processes...), ``build`` returns
-None with the reason and the generic step runs. R1 is the one penalty it takes: on its steps,
+None with the reason and the generic step runs. The tabular family has its own fused step
+(``fused_table``), built here from the same pieces. R1 is the one penalty it takes: on its steps,
 autograd over D's module (whose weights are the flat buffer's) adds its gradients.
 """
 
@@ -355,8 +356,9 @@ class LogitLoss:
     """The adversarial loss on D's logits: the loss and its gradient with respect to them.
 
     The cross-entropy losses have theirs written out (d/dx softplus(-x) = sigmoid(x) - 1,
-    d/dx softplus(x) = sigmoid(x)); the others take autograd over the loss of ``losses`` on the
-    logits alone, a few vector operations.
+    d/dx softplus(x) = sigmoid(x)), and the Wasserstein loss its constant ones (+-1/N); the
+    others take autograd over the loss of ``losses`` on the logits alone, a few vector
+    operations.
     """
 
     def __init__(self, name: str, real_label: float, batch: int, device: torch.device) -> None:
@@ -369,11 +371,15 @@ class LogitLoss:
         self.sign = torch.cat([-torch.ones(b), torch.ones(b)]).to(device)
         self.offset = torch.cat([torch.full((b,), -real_label / b), torch.zeros(b)]).to(device)
         self.minus = torch.full((b,), -1.0 / b, device=device)
+        self.wasserstein = name == "wasserstein"
+        self.w_grad_d = torch.cat([self.minus, -self.minus])
 
     def d(self, logits: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """D's loss and d loss / d logits, for the real and fake logits (2N,) one after the
         other and their sigmoids ``p``."""
         b = self.batch
+        if self.wasserstein:  # E[fake] - E[real]: constant gradients
+            return self.d_fn(logits[:b], logits[b:]), self.w_grad_d.clone()
         if not self.closed:
             with torch.enable_grad():
                 x = logits.detach().requires_grad_(True)
@@ -387,6 +393,8 @@ class LogitLoss:
 
     def g(self, logits: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """G's loss and d loss / d logits, for D's logits of the fake batch and their sigmoids."""
+        if self.wasserstein:  # -E[fake]
+            return self.g_fn(logits), self.minus.clone()
         if not self.closed:
             with torch.enable_grad():
                 x = logits.detach().requires_grad_(True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..models.tabular import TAU, Residual, TabularDiscriminator, TabularGenerator, gumbel
@@ -199,14 +200,34 @@ class Critic:
         self.mlp = MLP(D.net, flat, "leaky_relu", slope)
         self.pack, self.width = D.pack, width
         self.flat = flat
+        self.first = torch.empty(0)  # the first layer's outputs kept by ``logits``
 
     def packed(self, rows: torch.Tensor) -> torch.Tensor:
         """Rows (N, width + cond) as D's packs (N / pack, pack * (width + cond))."""
         return rows.view(rows.shape[0] // self.pack, -1)
 
-    def logits(self, rows: torch.Tensor) -> torch.Tensor:
-        """D's logits (N / pack,) of ``rows``."""
-        return self.mlp.forward(self.packed(rows)).view(-1)
+    def logits(self, rows: torch.Tensor, keep_first: bool = False) -> torch.Tensor:
+        """D's logits (N / pack,) of ``rows``; with ``keep_first``, its first layer's output
+        before the activation is kept for ``mixed_first``."""
+        mlp = self.mlp
+        x = self.packed(rows)
+        mlp.inputs = [x]
+        h = mlp.layers[0].forward(x)
+        if keep_first:
+            self.first = h.clone()
+        for layer in mlp.layers[1:]:
+            h = F.leaky_relu_(h, mlp.slope)
+            mlp.inputs.append(h)
+            h = layer.forward(h)
+        return h.view(-1)
+
+    def mixed_first(self, eps: torch.Tensor) -> torch.Tensor:
+        """The first layer's output (before the activation) at the packs eps * real + (1 - eps)
+        * fake, from the kept outputs of real packs then fake ones with the same conditions: the
+        layer is affine and the conditions are equal, so no product is needed."""
+        n = len(eps)
+        real, fake = self.first[:n], self.first[n:]
+        return torch.lerp(fake, real, eps[:, None])
 
     def backward(self, g_logits: torch.Tensor, weights: bool) -> torch.Tensor | None:
         """D's weight gradients (if ``weights``) or the gradient of its rows (N, width + cond),
@@ -214,15 +235,18 @@ class Critic:
         g = self.mlp.backward(g_logits.view(-1, 1), weights=weights, inputs=not weights)
         return None if g is None else g.view(g.shape[0] * self.pack, -1)
 
-    def penalty(self, rows: torch.Tensor, scale: float, one_sided: bool) -> torch.Tensor:
-        """WGAN-GP's term ``scale`` * E[(||d D / d row values|| - 1)^2] at ``rows`` (the
-        mixed rows, conditions beside them); its weight gradients added to D's flat gradient."""
-        mlp = self.mlp
-        layers = mlp.layers
-        mlp.forward(self.packed(rows))  # the activation masks at the mixed rows
-        n = mlp.inputs[0].shape[0]
+    def penalty(self, first: torch.Tensor, scale: float, one_sided: bool) -> torch.Tensor:
+        """WGAN-GP's term ``scale`` * E[(||d D / d row values|| - 1)^2] at the packs whose first
+        layer outputs (before the activation) are ``first``; its weight gradients added to D's
+        flat gradient."""
+        layers, slope = self.mlp.layers, self.mlp.slope
+        n = first.shape[0]
         # masks s_j: leaky ReLU's slope where layer j's output is negative, 1 elsewhere
-        masks = [torch.where(h > 0, 1.0, mlp.slope) for h in mlp.inputs[1:]]
+        masks = [torch.where(first > 0, 1.0, slope)]
+        h = first
+        for layer in layers[1:-1]:
+            h = layer.forward(F.leaky_relu(h, slope))
+            masks.append(torch.where(h > 0, 1.0, slope))
         t = layers[-1].weight.detach().expand(n, -1)  # d out / d h_(H-1)
         us = []
         for j in range(len(layers) - 2, -1, -1):
@@ -272,23 +296,22 @@ class FusedTableStep:
                               trainer.device)
         cols = width + trainer.G.cond_dim
         self.rows = torch.empty(2 * b, cols, device=trainer.device)  # real, then fake
-        self.mixed = torch.empty(b, cols, device=trainer.device)
+        self.conds = self.rows[:, width:].view(2, b, -1)  # both halves' condition vectors
+        self.buffers = ([] if trainer.G_ema is None else  # G's batch-norm statistics, as EMA's
+                        list(zip(trainer.G_ema.buffers(), trainer.G.buffers(), strict=True)))
 
     def _discriminator(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One D step on a fresh real batch and G's last output; the loss and the logits."""
-        tr, b, w = self.trainer, self.batch, self.width
+        tr, b = self.trainer, self.batch
         rows, r = self.rows, tr.recipe.reg
-        logits = self.d.logits(rows)
+        gp = r.gp_weight > 0
+        logits = self.d.logits(rows, keep_first=gp)
         loss_d, g_logits = self.loss.d(logits, torch.sigmoid(logits))
         self.d.backward(g_logits, weights=True)
-        if r.gp_weight > 0:
-            packs = b // self.d.pack
-            eps = upload(torch.rand(packs, generator=tr.gen_aug), tr.device)
-            mix = eps.repeat_interleave(self.d.pack)[:, None]
-            real, fake = rows[:b, :w], rows[b:, :w]
-            self.mixed[:, :w] = mix * real + (1.0 - mix) * fake
-            self.mixed[:, w:] = rows[:b, w:]
-            loss_d = loss_d + self.d.penalty(self.mixed, tr.recipe.penalty_scale * r.gp_weight,
+        if gp:
+            eps = upload(torch.rand(b // self.d.pack, generator=tr.gen_aug), tr.device)
+            loss_d = loss_d + self.d.penalty(self.d.mixed_first(eps),
+                                             tr.recipe.penalty_scale * r.gp_weight,
                                              r.gp_one_sided)
         self.flat_d.adam()
         return loss_d, logits
@@ -306,8 +329,7 @@ class FusedTableStep:
             idx, y = tr.cond.batch(b, tr.gen_data, tr.part, tr.device)
             rows[:b, :w] = tr.x.index_select(0, idx)
             if y is not None:
-                rows[:b, w:] = y
-                rows[b:, w:] = y
+                self.conds.copy_(y.expand(2, -1, -1))
             rows[b:, :w] = self.g.forward(tr._noise(), y)
             loss_d, logits = self._discriminator()
         packs = b // self.d.pack
@@ -328,7 +350,7 @@ class FusedTableStep:
         if self.ema is not None:
             decay = min(t.ema, (1.0 + tr.step) / (10.0 + tr.step))
             self.ema.lerp_(self.flat_g.param, 1.0 - decay)
-            for b_ema, b_g in zip(tr.G_ema.buffers(), tr.G.buffers(), strict=True):
+            for b_ema, b_g in self.buffers:
                 b_ema.copy_(b_g)
         tr._acc += torch.cat([loss_d.view(1), loss_g.view(1), d_stats])
         tr._acc_steps += 1

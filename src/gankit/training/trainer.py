@@ -525,7 +525,7 @@ class Trainer:
         the sampling generator, in its output range, on the CPU."""
         g = self.sampler
         was_training = g.training
-        settled = self.kind.settled(g, self.cond)
+        settled = self.kind.settled(g, self.cond, len(z))
         out = settled(z.to(self.device), None if y is None else y.to(self.device))
         g.train(was_training)
         return out.cpu()

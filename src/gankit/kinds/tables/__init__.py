@@ -146,10 +146,12 @@ class TableKind(Kind):
                 else None)
         return codec, cond if cond is not None and cond.vector_dim else None
 
-    def settled(self, g: nn.Module, cond: Conditioning | None) -> nn.Module:
-        from .calibrate import calibrated
+    def settled(self, g: nn.Module, cond: Conditioning | None,
+                num: int | None = None) -> nn.Module:
+        from .calibrate import batches_for, calibrated
 
-        return calibrated(g, cond if isinstance(cond, TableConditions) else None)
+        return calibrated(g, cond if isinstance(cond, TableConditions) else None,
+                          batches_for(num))
 
     def conditioning(self, cfg: Config, data: Dataset, x: torch.Tensor, seed: int,
                      device: torch.device) -> Conditioning:
