@@ -24,7 +24,7 @@ BATCHES = 16  # batches the statistics are averaged over (for a run's sampling)
 ROWS = 1000  # rows per batch
 SEED = 0  # the batches' seed: the same generator always settles to the same statistics
 FEWEST = 2  # batches for a check of a few samples while training (the collapse watch's 256)
-ROWS_PER_SAMPLE = 8  # rows of statistics per sample checked, up to BATCHES * ROWS
+ROWS_PER_SAMPLE = 4  # rows of statistics per sample checked, up to BATCHES * ROWS
 
 
 def batches_for(num: int | None) -> int:
