@@ -88,6 +88,23 @@ def test_a_table_trains_for_its_own_length(table: Path, tmp_path: Path) -> None:
     assert load_toml_config(out / "config.toml").train.steps == 1500  # stored resolved
 
 
+def test_a_table_packs_by_its_size_and_other_data_need_a_pack_size(table: Path) -> None:
+    tables = kinds.get("tables")
+    # PacGAN's packs of 10 below 20,000 training rows (credit_data, Default), 2 from there (Adult)
+    assert tables.pack_for(3563) == tables.pack_for(19_999) == 10
+    assert tables.pack_for(20_000) == tables.pack_for(26049) == 2
+    cfg = cfg_for(table)
+    assert cfg.reg.pack == 0  # the preset leaves it to the table
+    tr = gankit.Trainer(cfg, tables.load(cfg.data))
+    assert tr.cfg.reg.pack == tr.D.pack == 10
+    with pytest.raises(gankit.ConfigError, match="does not divide train.batch_size=45"):
+        gankit.Trainer(cfg_for(table, "train.batch_size=45"), tables.load(cfg.data))
+    digits = resolve("seed", overrides=["reg.pack=0"])
+    with pytest.raises(gankit.ConfigError, match="no pack size of their own"):
+        gankit.Trainer(digits, gankit.load_data(digits.data))
+
+
+
 def test_only_tables_have_a_length_of_their_own(tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = gankit_cli("train", "--preset", "seed", "--set", "train.steps=0", "--out", out)

@@ -187,7 +187,7 @@ class RegConfig:
     r1_every: int = 1  # lazy R1: apply every N steps (scaled by N)
     instance_noise: float = 0.0  # std of Gaussian noise on D's inputs; 0 = off
     noise_steps: int = 5000  # instance noise decays linearly to 0 over this many steps
-    pack: int = 1  # PacGAN: D judges this many samples at once
+    pack: int = 1  # PacGAN: D judges this many samples at once (0: the data kind's own)
     augment: tuple[str, ...] = ()  # DiffAugment: any of translation, cutout, color
 
 
@@ -693,8 +693,8 @@ def _validate_recipe(cfg: Config) -> None:
         _require(0.0 <= value <= 1e6, f"reg.{key} must be in 0..1e6, got {value}")
     _require(1 <= r.r1_every <= 10**6, f"reg.r1_every must be 1..1e6, got {r.r1_every}")
     _require(1 <= r.noise_steps <= 10**9, f"reg.noise_steps must be 1..1e9, got {r.noise_steps}")
-    _require(1 <= r.pack <= 64, f"reg.pack must be 1..64, got {r.pack}")
-    _require(t.batch_size % r.pack == 0,
+    _require(0 <= r.pack <= 64, f"reg.pack must be 1..64 (0: the data's own), got {r.pack}")
+    _require(r.pack == 0 or t.batch_size % r.pack == 0,
              f"reg.pack={r.pack} must divide train.batch_size={t.batch_size}")
     _require(r.pack == 1 or not m.conditional or m.family == "tabular",
              "reg.pack cannot be combined with model.conditional (a pack would mix classes)")

@@ -85,6 +85,11 @@ class Kind:
         where the config leaves it to the data (``train.steps = 0``); None: this kind has none."""
         return None
 
+    def pack_for(self, rows: int) -> int | None:
+        """How many samples D judges at once for ``rows`` training samples, where the config
+        leaves it to the data (``reg.pack = 0``); None: this kind has no such size."""
+        return None
+
     def settled(self, g: nn.Module, cond: Conditioning | None,
                 num: int | None = None) -> nn.Module:
         """The generator as it samples (eval mode), given the conditions it samples with: ``g``

@@ -54,14 +54,25 @@ def auto_precision(trainer: Trainer) -> str:
 
 
 def sized(cfg: Config, data: Dataset) -> Config:
-    """``cfg`` with its length in steps, where ``train.steps = 0`` leaves it to the data kind."""
-    if cfg.train.steps:
-        return cfg
-    steps = kinds.get(data.kind).steps_for(len(data.samples), cfg.train.batch_size)
-    if steps is None:
-        raise ConfigError(f"train.steps=0 leaves the length to the data, and {data.kind} have "
-                          f"no length of their own; give a number of steps")
-    return cfg.replace(train={"steps": steps})
+    """``cfg`` with its length in steps and its pack size, where ``train.steps = 0`` and
+    ``reg.pack = 0`` leave them to the data kind."""
+    kind, rows = kinds.get(data.kind), len(data.samples)
+    if not cfg.train.steps:
+        steps = kind.steps_for(rows, cfg.train.batch_size)
+        if steps is None:
+            raise ConfigError(f"train.steps=0 leaves the length to the data, and {data.kind} "
+                              f"have no length of their own; give a number of steps")
+        cfg = cfg.replace(train={"steps": steps})
+    if not cfg.reg.pack:
+        pack = kind.pack_for(rows)
+        if pack is None:
+            raise ConfigError(f"reg.pack=0 leaves packing to the data, and {data.kind} have no "
+                              f"pack size of their own; give one (1: no packing)")
+        if cfg.train.batch_size % pack:
+            raise ConfigError(f"reg.pack=0 packs {pack} rows of {data.kind} of this size, which "
+                              f"does not divide train.batch_size={cfg.train.batch_size}")
+        cfg = cfg.replace(reg={"pack": pack})
+    return cfg
 
 
 class Trainer:
