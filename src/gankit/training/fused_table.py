@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.tabular import TAU, Residual, TabularDiscriminator, TabularGenerator, gumbel
-from ..training.devices import upload
+from .devices import upload
 from .fused import ADAM_DEFAULTS, FUSED_LOSSES, MLP, Flat, LogitLoss, _dense
 
 
@@ -70,6 +70,10 @@ def unsupported(trainer: Any, precision: str) -> str | None:
     return None
 
 
+def _index(values: list[int], device: torch.device) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.int64, device=device)
+
+
 class Heads:
     """G's output heads on all columns at once: tanh on the scalar columns, and every
     Gumbel-softmax block in one softmax over blocks padded to the widest (pads at -inf)."""
@@ -90,10 +94,8 @@ class Heads:
                 valid += [True] * width + [False] * pad
                 cell += width
             pos += width
-        def index(values: list[int]) -> torch.Tensor:
-            return torch.tensor(values, dtype=torch.int64, device=device)
-        self.tanh_cols, self.soft_cols = index(tanh_cols), index(soft_cols)
-        self.gather, self.noise = index(gather), index(noise)
+        self.tanh_cols, self.soft_cols = _index(tanh_cols, device), _index(soft_cols, device)
+        self.gather, self.noise = _index(gather, device), _index(noise, device)
         self.valid = torch.tensor(valid, dtype=torch.bool, device=device)
         self.kept = torch.nonzero(self.valid).view(-1)
         self.blocks, self.widest = (len(gather) // widest if widest else 0), widest
@@ -133,8 +135,7 @@ class ResidualGenerator:
     pass reads."""
 
     def __init__(self, G: TabularGenerator, flat: Flat, batch: int) -> None:
-        self.G = G
-        self.code_dim, self.cond_dim, self.heads = G.code_dim, G.cond_dim, G.heads
+        self.code_dim, self.cond_dim = G.code_dim, G.cond_dim
         self.fc = [_dense(layer.fc, flat) for layer in G.body]
         self.bn = [layer.bn for layer in G.body]
         self.bn_grads = [(flat.grad_of(bn.weight), flat.grad_of(bn.bias)) for bn in self.bn]
