@@ -154,11 +154,10 @@ class ResidualGenerator:
     def forward(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """G's output for noise ``z`` and conditions ``y`` (into ``self.fake``), as
         ``TabularGenerator.forward`` computes it in training mode."""
-        buf, code = self.buf, self.code_dim
-        first = buf.shape[1] - code - self.cond_dim
-        buf[:, first:first + code].copy_(z[:, :code])
+        buf, code, hidden = self.buf, self.code_dim, self.hidden
+        buf[:, hidden:hidden + code].copy_(z[:, :code])
         if self.cond_dim:
-            buf[:, first + code:].copy_(y)
+            buf[:, hidden + code:].copy_(y)
         self.saved = []
         for fc, bn, (lo, hi) in zip(self.fc, self.bn, self.spans, strict=True):
             pre = fc.forward(buf[:, hi:])
