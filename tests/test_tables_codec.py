@@ -109,7 +109,7 @@ def test_gaussian_scale_keeps_a_spike_exact() -> None:
     assert (codec.decode(probe)["gain"] == 0).all()
 
 
-def test_auto_scale_gives_spiky_columns_normal_scores_or_a_spike_choice() -> None:
+def test_auto_scale_gives_spiky_columns_normal_scores_or_a_spike_mode() -> None:
     rng = np.random.default_rng(2)
     n = 3000
     df = pd.DataFrame({
@@ -120,25 +120,62 @@ def test_auto_scale_gives_spiky_columns_normal_scores_or_a_spike_choice() -> Non
         "height": rng.normal(170, 10, n),
     })
     codec, _ = TableCodec.fit(df, scale="auto")
-    # a value in >= 20% of rows: the spike is G's choice among many values; among 20 or fewer
-    # (loan terms in months) the values are normal scores
-    assert [codec.column(c).scale for c in df.columns] == ["spike", "spike", "gaussian",
-                                                           "modes", "modes"]
+    # a value in >= 20% of rows: the spike is a mode of its own beside the other values' mixture
+    # among many values; among 20 or fewer (loan terms in months) the values are normal scores
+    assert [codec.column(c).scale for c in df.columns] == ["spike-modes", "spike-modes",
+                                                           "gaussian", "modes", "modes"]
     assert (codec.column("gain").spike, codec.column("hours").spike) == (0.0, 40.0)
     back = codec.decode(codec.encode(df))
     assert all((back[c] == df[c]).all() for c in ("gain", "hours", "term"))
     saved = json.loads(json.dumps(codec.to_json()))
-    assert {c["scale"] for c in saved["columns"]} == {"spike", "gaussian", "modes"}  # not auto
+    assert {c["scale"] for c in saved["columns"]} == {"spike-modes", "gaussian", "modes"}
     assert torch.equal(TableCodec.from_json(saved).encode(df), codec.encode(df))
 
 
-def test_a_spike_is_a_choice_and_the_other_values_are_normal_scores() -> None:
+def test_a_spike_is_its_own_mode_beside_the_other_values_mixture() -> None:
+    rng = np.random.default_rng(4)
+    n = 6000
+    # capital losses: 0 in most rows, else near 1,900 or near 1,600 (two clusters, apart)
+    loss = np.where(rng.uniform(size=n) < 0.5, rng.normal(1900, 20, n), rng.normal(1600, 20, n))
+    loss = np.where(rng.uniform(size=n) < 0.9, 0.0, np.round(loss))
+    loss[rng.uniform(size=n) < 0.05] = np.nan
+    df = pd.DataFrame({"loss": loss, "other": rng.normal(size=n)})
+    codec, _ = TableCodec.fit(df, scale="auto")
+    c = codec.column("loss")
+    assert c.scale == "spike-modes" and c.spike == 0.0 and c.missing
+    k = len(c.mixture.weights)
+    assert c.width == 1 + k + 2 and codec.heads()[:2] == [(1, "tanh"), (k + 2, "softmax")]
+    means = np.sort(c.mixture.means[c.mixture.weights > 0.05])
+    assert np.abs(means[:, None] - np.array([1600.0, 1900.0])).min(0).max() < 30  # both found
+    x = codec.encode(df)[:, :c.width].numpy()
+    spike, missing = loss == 0.0, np.isnan(loss)
+    mode = x[:, 1:].argmax(1)
+    assert (mode[spike] == k).all() and (mode[missing] == k + 1).all()
+    assert (mode[~spike & ~missing] < k).all() and (x[spike | missing, 0] == 0).all()
+    back = codec.decode(codec.encode(df))["loss"].to_numpy(dtype=float, na_value=np.nan)
+    assert np.array_equal(np.isnan(back), missing)
+    assert np.array_equal(back[~missing], loss[~missing])  # integers: exact
+    # G's choice decides: the spike mode decodes to it whatever the scalar
+    probe = torch.zeros(2, codec.width)
+    probe[:, 0] = 0.9
+    probe[0, 1 + k] = probe[1, 1 + k + 1] = 1.0
+    out = codec.decode(probe)["loss"]
+    assert out[0] == 0 and pd.isna(out[1])
+    saved = json.loads(json.dumps(codec.to_json()))
+    assert saved["columns"][0]["spike"] == 0.0
+    assert torch.equal(TableCodec.from_json(saved).encode(df), codec.encode(df))
+    with pytest.raises(DataError, match="spike"):
+        saved["columns"][0]["spike"] = float("nan")
+        TableCodec.from_json(saved)
+
+
+def test_a_spike_of_runs_before_spike_modes_is_a_choice_and_normal_scores() -> None:
     rng = np.random.default_rng(3)
     n = 5000
     gains = np.where(rng.uniform(size=n) < 0.9, 0.0, rng.lognormal(8, 1, n))
     gains[rng.uniform(size=n) < 0.05] = np.nan
     df = pd.DataFrame({"gain": gains, "other": rng.normal(size=n)})
-    codec, _ = TableCodec.fit(df, scale="auto")
+    codec, _ = TableCodec.fit(df, scale="spike")  # what "auto" fitted in sessions 19-20
     c = codec.column("gain")
     assert c.scale == "spike" and c.missing and c.width == 4  # scalar; other, spike, missing
     assert codec.heads()[:2] == [(1, "tanh"), (3, "softmax")]

@@ -25,7 +25,7 @@ class TableSynthesizer:
     """Fits a tabular GAN to a DataFrame and samples synthetic rows from it.
 
     ``steps``, ``batch_size`` and ``seed`` set the training length (None: the preset's; the
-    ``tabular`` preset's is the table's own, ~115 passes over its rows, 1,500 to 6,000 steps),
+    ``tabular`` preset's is the table's own, ~115 passes over its rows, 1,400 to 6,000 steps),
     batch and seed; ``target`` is the column a model would predict (see ``fit``); any other
     config value goes in ``overrides`` as ``"section.key=value"`` (e.g. ``"reg.pack=5"``).
     With ``out`` the fit is also a run directory that ``gankit sample/eval/report`` and

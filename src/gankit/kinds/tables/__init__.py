@@ -29,10 +29,11 @@ BUILTIN_TARGETS = {"adult": "income"}  # what a built-in table's efficacy is mea
 PREVIEW_ROWS = 20  # rows of the fixed batch written to samples/step-N.csv
 WHERE_DRAWS = 200  # --where gives up after drawing this many times the rows asked for
 # A table's own length (train.steps = 0, the preset's): about EPOCHS passes over its training
-# rows, in hundreds of steps within [MIN_STEPS, MAX_STEPS]. Measured (BENCHMARKS.md, session
-# 18): credit_data's 3,563 rows and Default's 8,000 reach at 1,500 steps what 3,000 give;
-# Adult's 26,049 need 3,000 for their TSTR figures and gain on all but TSTR F1 (equal) to 6,000.
-EPOCHS, MIN_STEPS, MAX_STEPS = 115, 1500, 6000
+# rows, in hundreds of steps within [MIN_STEPS, MAX_STEPS]. Measured (BENCHMARKS.md, sessions
+# 18 and 21): credit_data's 3,563 rows and Default's 8,000 reach at 1,500 steps what 3,000 give,
+# and credit_data at 1,400 what 1,500 give (1,300: a lower TSTR ROC-AUC); Adult's 26,049 need
+# 3,000 for their TSTR figures and gain on all but TSTR F1 (equal) to 6,000.
+EPOCHS, MIN_STEPS, MAX_STEPS = 115, 1400, 6000
 # A table's own pack size (reg.pack = 0, the preset's): PacGAN's packs regularise D, which small
 # tables need and large ones pay for in how finely D judges each row. Measured (BENCHMARKS.md,
 # session 20; 3 seeds each): credit_data's 3,563 rows lose TSTR at pack 5 (ROC-AUC ratio 0.77
