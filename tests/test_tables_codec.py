@@ -319,3 +319,47 @@ def test_infer_kind_edge_cases() -> None:
     assert infer_kind(pd.Series([3.0, np.nan, 3.0])) == "categorical"  # a value and missing
     assert infer_kind(pd.Series([f"2020-01-0{i % 9 + 1}" for i in range(30)])) == "datetime"
     assert infer_kind(pd.Series([1.5, 2.25, 3.0])) == "continuous"
+
+
+def test_beside_a_spike_the_scalar_is_a_normal_score_within_its_mode() -> None:
+    rng = np.random.default_rng(5)
+    n = 8000
+    # weekly hours: 40 in a third of the rows, heaps at 45, 50, 60 and a smooth spread beside
+    hours = np.where(rng.uniform(size=n) < 0.4, rng.choice([45, 50, 60], n),
+                     np.clip(np.round(rng.gamma(9.0, 4.5, n)), 1, 99))
+    hours[rng.uniform(size=n) < 0.33] = 40
+    df = pd.DataFrame({"hours": hours.astype(np.int64), "other": rng.normal(size=n)})
+    codec, _ = TableCodec.fit(df, scale="auto")
+    c = codec.column("hours")
+    assert c.scale == "spike-modes" and c.spike == 40.0
+    assert codec.column("other").within is None  # plain mixture columns keep CTGAN's scalar
+    k = len(c.mixture.weights)
+    assert c.within is not None and c.within.quantiles.shape[0] == k
+    x = codec.encode(df)[:, :c.width].numpy().astype(np.float64)
+    mode = x[:, 1:].argmax(1)
+    for m in range(k):  # within each mode: normal scores (ties in the middle), / 5
+        s = x[mode == m, 0] * 5.0
+        assert np.abs(s).max() < 4.8 and abs(np.median(s)) < 0.5
+    back = codec.decode(codec.encode(df))["hours"].to_numpy()
+    assert np.array_equal(back, df["hours"].to_numpy())
+    # G's scalars spread over a mode come back as that mode's values, heaps as heaps
+    heap_mode = int(np.bincount(mode[hours == 50]).argmax())
+    probe = torch.zeros(4000, codec.width)
+    probe[:, 0] = torch.from_numpy(rng.uniform(-0.95, 0.95, 4000))
+    probe[:, 1 + heap_mode] = 1.0
+    out = codec.decode(probe)["hours"].to_numpy()
+    seen = hours[mode == heap_mode]
+    assert np.isin(out, seen).all()
+    assert (out == 50).mean() > 0.5 * (seen == 50).mean() > 0.05
+    saved = json.loads(json.dumps(codec.to_json()))
+    assert torch.equal(TableCodec.from_json(saved).encode(df), codec.encode(df))
+    # a codec.json without "within" keeps the linear scalar (value - mean) / (4 std)
+    del saved["columns"][0]["within"]
+    old = TableCodec.from_json(saved)
+    assert old.column("hours").within is None
+    linear = old.encode(df)[:, 0].numpy()
+    mean, std = old.column("hours").mixture.means, old.column("hours").mixture.stds
+    other = hours != 40
+    assert np.allclose(linear[other], ((hours - mean[mode % k]) / (4 * std[mode % k]))[other],
+                       atol=1e-5)
+    assert np.array_equal(old.decode(old.encode(df))["hours"].to_numpy(), df["hours"].to_numpy())

@@ -5,7 +5,7 @@ Each column becomes a block of the encoded vector:
 - continuous, integer and datetime, scale "modes": one scalar in [-1, 1] (tanh) and a one-hot
   of the column's Gaussian-mixture mode (softmax), plus one more "missing" mode when the column
   has missing values: mode-specific normalisation, value = mode one-hot + scalar (Xu et al.
-  2019);
+  2019), the scalar (value - mean) / (4 std) of the mode;
 - the same, scale "gaussian" (``data.numeric``): one scalar, the value's normal score (its
   quantile among the training values through the standard normal's inverse CDF, ties taking
   the middle: ``kinds.normal_scores``) divided by 5 (tanh), plus a present/missing one-hot
@@ -14,7 +14,9 @@ Each column becomes a block of the encoded vector:
 - scale "spike-modes" (what ``auto`` picks for a column with a spike and more than 20 distinct
   values; "gaussian" for fewer): the spike is one more mode of a mixture fitted to the other
   values (and missing one more), so the rare values beside a spike (capital gains other than
-  0) keep their share and their own modes (losses near 1,900 and near 1,600 stay apart);
+  0) keep their share and their own modes (losses near 1,900 and near 1,600 stay apart); the
+  scalar is a value's normal score among the training values of its mode (``within``), / 5,
+  so heaped values (weekly hours of 45, 50, 60) come back as heaps;
 - scale "spike" (runs fitted before "spike-modes"; still read, encoded and decoded): the spike
   as a one-hot of other value / spike (/ missing), the scalar the normal score of a value among
   the other values;
@@ -120,6 +122,7 @@ class Column:
     mixture: Mixture1D | None = None  # numeric, "modes" (the other values: "spike-modes")
     quantiles: Marginals | None = None  # numeric, scale "gaussian" (the other values: "spike")
     spike: float = 0.0  # numeric, "spike" and "spike-modes": the value held by many rows
+    within: Marginals | None = None  # "spike-modes": each mode's values (None: linear scalar)
     unit: str = ""  # datetime: "D" (dates) or "s"
     tz: str = ""  # datetime: the time zone of a zone-aware column
     categories: list[Any] = field(default_factory=list)  # discrete: values (None = missing)
@@ -167,6 +170,8 @@ class Column:
             else:
                 assert self.mixture is not None
                 d["mixture"] = self.mixture.to_json()
+                if self.within is not None:
+                    d["within"] = self.within.to_json()
             if self.scale in ("spike", "spike-modes"):
                 d["spike"] = self.spike
         elif self.kind in DISCRETE:
@@ -192,6 +197,11 @@ class Column:
                     raise ValueError(f"column {c.name}: {e}") from None
             elif c.scale in ("modes", "spike-modes"):
                 c.mixture = Mixture1D.from_json(d["mixture"])
+                if "within" in d:
+                    try:
+                        c.within = Marginals.from_json(d["within"], len(c.mixture.weights))
+                    except DataError as e:
+                        raise ValueError(f"column {c.name}: {e}") from None
             else:
                 raise ValueError(f"column {c.name}: unknown scale {c.scale!r}")
             if c.scale in ("spike", "spike-modes"):
@@ -251,6 +261,7 @@ def _fit_column(name: str, col: pd.Series, kind: str, seed: int,
             c.quantiles = Marginals.of_columns([others])
         elif scale == "spike-modes":
             c.mixture = fit_mixture(others, OTHER_MODES, seed)
+            c.within = _within(c.mixture, others)
         else:
             c.mixture = fit_mixture(ok, MODES, seed)
         if kind == "datetime":
@@ -275,6 +286,46 @@ def _fit_column(name: str, col: pd.Series, kind: str, seed: int,
     if len(set(map(repr, c.categories))) != len(c.categories):  # e.g. 1 and "1" in one column
         raise DataError(f"column '{name}' has values that differ only in type: clean it first")
     return c
+
+
+def _within(mixture: Mixture1D, values: np.ndarray) -> Marginals:
+    """The quantiles of the values the mixture assigns to each of its modes (a mode assigned
+    none: its Gaussian's)."""
+    mode = mixture.modes(values)
+    parts = []
+    for k in range(len(mixture.weights)):
+        v = values[mode == k]
+        if not len(v):
+            v = mixture.means[k] + mixture.stds[k] * torch.special.ndtri(
+                torch.linspace(0.001, 0.999, 999, dtype=torch.float64)).numpy()
+        parts.append(v)
+    return Marginals.of_columns(parts)
+
+
+def _scalar_of(c: Column, x: np.ndarray, mode: np.ndarray) -> np.ndarray:
+    """The scalar of values ``x`` in mixture modes ``mode``."""
+    assert c.mixture is not None
+    if c.within is None:
+        return (x - c.mixture.means[mode]) / (4.0 * c.mixture.stds[mode])
+    out = np.empty(len(x))
+    for k in np.unique(mode):
+        sel = mode == k
+        one = Marginals(c.within.quantiles[k:k + 1])
+        out[sel] = one.forward(x[sel, None], SCORE_EDGE)[:, 0] / SCORE_SCALE
+    return out
+
+
+def _value_of(c: Column, scalar: np.ndarray, mode: np.ndarray) -> np.ndarray:
+    """Inverse of ``_scalar_of``: values from G's scalars in modes ``mode``."""
+    assert c.mixture is not None
+    if c.within is None:
+        return scalar * 4.0 * c.mixture.stds[mode] + c.mixture.means[mode]
+    out = np.empty(len(scalar))
+    for k in np.unique(mode):
+        sel = mode == k
+        one = Marginals(c.within.quantiles[k:k + 1])
+        out[sel] = one.inverse(scalar[sel, None] * SCORE_SCALE)[:, 0]
+    return out
 
 
 @dataclass
@@ -414,8 +465,8 @@ class TableCodec:
                 spike = (x == c.spike) if c.scale == "spike-modes" else np.zeros(n, bool)
                 filled = np.where(missing | spike, c.mixture.means[0], x)
                 mode = c.mixture.modes(filled)
-                scalar = (filled - c.mixture.means[mode]) / (4.0 * c.mixture.stds[mode])
-                scalar[missing | spike] = 0.0  # not clipped: decode(encode(x)) == x for outliers
+                scalar = _scalar_of(c, filled, mode)
+                scalar[missing | spike] = 0.0
                 mode[spike] = len(c.mixture.weights)
                 if c.missing:
                     mode[missing] = c.modes - 1
@@ -490,8 +541,7 @@ class TableCodec:
             missing = mode == c.modes - 1 if c.missing else np.zeros(len(mode), bool)
             at_spike = mode == k if c.scale == "spike-modes" else np.zeros(len(mode), bool)
             mode = np.minimum(mode, k - 1)
-            value = np.where(at_spike, c.spike,
-                             block[:, 0] * 4.0 * c.mixture.stds[mode] + c.mixture.means[mode])
+            value = np.where(at_spike, c.spike, _value_of(c, block[:, 0], mode))
         value = np.clip(value, c.low, c.high)
         if c.kind == "integer":
             value = np.round(value)
