@@ -51,7 +51,7 @@ SMALL_INTEGER = 10  # integer columns with at most this many distinct values are
 ID_MIN_ROWS = 20  # a column unique in every row is id-like only with at least this many rows
 MODES = 10  # Gaussian-mixture components per numeric column (before pruning)
 SCALES = ("modes", "gaussian", "auto")  # numeric encodings (data.numeric)
-SPIKE = 0.2  # scale "auto": normal scores for a column whose most common value holds this share
+SPIKE = 0.2  # scale "auto": a column whose most common value holds this share has a spike
 SPIKE_VALUES = 20  # ... and the spike a mode of its own ("spike-modes") with more distinct values
 OTHER_MODES = 5  # "spike-modes": mixture modes of the values beside the spike (measured: Adult's
 # train-on-synthetic F1 as with 10, credit_data's better, a narrower row: BENCHMARKS.md)
