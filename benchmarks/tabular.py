@@ -241,6 +241,7 @@ ROWS = [  # (label, key in the scores, digits)
                                                        "detection_auc", 3),
     ("  logistic detection AUC", "detection_auc_logistic", 3),
     ("TSTR F1", "efficacy_f1", 3), ("TSTR F1 / real", "efficacy_f1_ratio", 3),
+    ("  target's minority share", "efficacy_share", 3),
     ("TSTR ROC-AUC", "efficacy_auc", 3), ("TSTR AUC / real", "efficacy_auc_ratio", 3),
     ("exact copies", "exact_copies", 4), ("DCR share (0.5 best)", "dcr_share", 3),
     ("NNDR median", "nndr", 3), ("fit s", "fit_s", 1),
@@ -256,10 +257,11 @@ def real_scores(scores: dict[str, float]) -> dict[str, float]:
     copies and NNDR of the held-out rows (the rate real data reaches by chance)."""
     out = {k: scores[k] for k in ("column_shapes", "pair_trends", "missing_similarity",
                                   "detection_auc", "detection_auc_logistic")}
-    for metric in ("f1", "auc"):
+    for metric in ("f1", "auc", "share"):
         if f"efficacy_{metric}_real" in scores:
             out[f"efficacy_{metric}"] = scores[f"efficacy_{metric}_real"]
-            out[f"efficacy_{metric}_ratio"] = 1.0
+            if metric != "share":
+                out[f"efficacy_{metric}_ratio"] = 1.0
     out["exact_copies"] = scores["holdout_copies"]
     out["nndr"] = scores["holdout_nndr"]
     return out
@@ -270,7 +272,7 @@ def tool_scores(scores: dict[str, float], costs: dict,
     """A tool's column: its metrics (efficacy as its own score) and its costs; with ``epochs``
     and a preprocessing time, the training time per epoch."""
     out = dict(scores)
-    for metric in ("f1", "auc"):
+    for metric in ("f1", "auc", "share"):
         if f"efficacy_{metric}_synthetic" in scores:
             out[f"efficacy_{metric}"] = scores[f"efficacy_{metric}_synthetic"]
     out.update({k: costs[k] for k in ("fit_s", "prep_s", "sample_s", "cpu_s", "peak_rss_mb")

@@ -128,6 +128,19 @@ def test_table_shows_mean_and_sd_over_seeds(bench: ModuleType) -> None:
     assert row.split()[2:] == ["0.900", "0.750", "±", "0.071"]
 
 
+def test_the_targets_minority_share_reaches_both_columns(bench: ModuleType) -> None:
+    scores = {"column_shapes": 0.9, "pair_trends": 0.8, "missing_similarity": 1.0,
+              "detection_auc": 0.6, "detection_auc_logistic": 0.5, "holdout_copies": 0.0,
+              "holdout_nndr": 0.8, "efficacy_f1_real": 0.7, "efficacy_f1_synthetic": 0.6,
+              "efficacy_share_real": 0.24, "efficacy_share_synthetic": 0.27}
+    real, tool = bench.real_scores(scores), bench.tool_scores(scores, {"cpu_s": 1.0})
+    assert (real["efficacy_share"], tool["efficacy_share"]) == (0.24, 0.27)
+    assert "efficacy_share_ratio" not in real and real["efficacy_f1_ratio"] == 1.0
+    out = bench.format_table("t", {"real": [real], "ctgan": [tool]})
+    row = next(line for line in out.splitlines() if "minority share" in line)
+    assert row.split()[-2:] == ["0.240", "0.270"]
+
+
 def test_gankit_options_parse_as_json_where_they_can(bench: ModuleType) -> None:
     assert bench.parse_set(["epochs=50", "name=fast", "dims=[64,64]"]) == {
         "epochs": 50, "name": "fast", "dims": [64, 64]}

@@ -250,6 +250,11 @@ def test_efficacy_regression_multiclass_and_one_class() -> None:
     got = T.efficacy(train, hold, one, KINDS, target="y")
     assert got["efficacy_f1_synthetic"] == 0.0 and got["efficacy_auc_synthetic"] == 0.5
     assert got["efficacy_f1_ratio"] == 0.0
+    # the positive (minority) class's share of each training table, counted by hand
+    positive = train["y"].value_counts().idxmin()
+    assert got["efficacy_share_real"] == pytest.approx((train["y"] == positive).mean())
+    assert got["efficacy_share_synthetic"] == 0.0
+    assert "efficacy_share_real" not in multi
 
 
 def test_positive_class_is_the_real_minority() -> None:

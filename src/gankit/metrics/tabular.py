@@ -356,9 +356,10 @@ def efficacy(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     """Train on synthetic and on real train, test on the held-out rows, for ``target``.
 
     A categorical/boolean target with two classes gives binary F1 (the positive class is the
-    real training rows' minority class) and ROC-AUC; more classes give macro-F1; a numeric target
-    gives R^2. Keys: efficacy_{f1,auc,r2}_{synthetic,real,ratio}. Rows with a missing target are
-    left out.
+    real training rows' minority class), ROC-AUC, and the positive class's share of each
+    training table (F1 at the classifier's 0.5 threshold moves with it); more classes give
+    macro-F1; a numeric target gives R^2. Keys: efficacy_{f1,auc,r2}_{synthetic,real,ratio},
+    efficacy_share_{synthetic,real}. Rows with a missing target are left out.
     """
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.metrics import f1_score, r2_score, roc_auc_score
@@ -402,6 +403,7 @@ def efficacy(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
                 score = (model.predict_proba(x_test)[:, list(model.classes_).index(positive)]
                          if positive in model.classes_ else np.zeros(len(x_test)))
         if binary:
+            out[f"efficacy_share_{name}"] = float(np.mean(y == positive))
             out[f"efficacy_f1_{name}"] = float(f1_score(y_test, pred, pos_label=positive,
                                                         average="binary", zero_division=0))
             both = len(np.unique(y_test)) == 2
