@@ -244,16 +244,15 @@ def _fit_column(name: str, col: pd.Series, kind: str, seed: int,
                             "categorical, or fix the value")
         ok = x[~np.isnan(x)]
         c.low, c.high = float(ok.min()), float(ok.max())
-        if scale == "auto":
+        if scale in ("auto", "spike", "spike-modes"):
             values, counts = np.unique(ok, return_counts=True)
             top = counts.argmax()
-            share = counts[top] / len(ok)
-            scale = ("modes" if share < SPIKE
+        if scale == "auto":
+            scale = ("modes" if counts[top] / len(ok) < SPIKE
                      else "spike-modes" if len(values) > SPIKE_VALUES else "gaussian")
         c.scale = scale
         if scale in ("spike", "spike-modes"):
-            values, counts = np.unique(ok, return_counts=True)
-            c.spike = float(values[counts.argmax()])
+            c.spike = float(values[top])
             others = ok[ok != c.spike]  # not empty: "auto" picks a spike among > 20 values
         if scale == "gaussian":
             c.quantiles = Marginals.of_columns([ok])
