@@ -143,9 +143,10 @@ def test_a_checkpoint_resumes_with_either_step(tmp_path: Path, writer: bool, rea
     assert_close(first.state(), resumed.state())
 
 
-def test_fused_step_after_load_state_is_bitwise() -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fused_step_after_load_state_is_bitwise(precision: str) -> None:
     # What a guard rollback does: the optimizers' state is replaced under the fused step.
-    cfg = CASES["classic"]
+    cfg = CASES["classic"].replace(train={"precision": precision})
     a = trained(cfg, 8, True)
     b = trained(cfg, 4, True)
     snapshot = copy.deepcopy(b.state()) | {"step": b.step}
@@ -177,7 +178,7 @@ def _tensors(state: Any) -> list[torch.Tensor]:
     ("classic", {"model": {"d_output": "sigmoid"}}, "model.d_output=sigmoid"),
     ("classic", {"model": {"activation": "gelu"}}, "model.activation=gelu"),
     ("classic", {"loss": {"name": "relativistic"}}, "loss.name=relativistic"),
-    ("classic", {"train": {"precision": "bf16"}}, "train.precision=bf16"),
+    ("digits", {"train": {"precision": "bf16"}}, "class labels at bf16"),
     ("classic", {"train": {"fused_step": False}}, "train.fused_step is off"),
     ("dcgan", {}, "model.family=dcgan"),
 ])
@@ -197,16 +198,17 @@ def test_presets_seed_classic_and_digits_take_the_fused_step() -> None:
 
 
 @pytest.mark.parametrize("bf16_cpu", [False, True])
-def test_auto_precision_takes_the_fused_fp32_step_where_it_applies(
+def test_auto_precision_takes_the_fused_step_where_it_applies(
         bf16_cpu: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    # On a CPU with bf16 units, `auto` stays bf16 autocast only where the fused step cannot run.
+    # On a CPU with bf16 units, `auto` is the fused step's bf16 products where it takes them,
+    # its fp32 step where it takes only that, and bf16 autocast where the fused step cannot run.
     from gankit.training import fast
 
     monkeypatch.setattr(fast, "cpu_bf16", lambda: bf16_cpu)
     small = {**SMALL, "precision": "auto"}
     for preset, values, kind, precision in (
-            ("classic", {}, "fused", "fp32"),
-            ("digits", {}, "fused", "fp32"),
+            ("classic", {}, "fused", "bf16" if bf16_cpu else "fp32"),
+            ("digits", {}, "fused", "fp32"),  # labels: the fused step takes them in fp32
             ("classic", {"reg": {"r1_gamma": 1.0}},
              "generic (an R1 penalty with spectral norm in D)",
              "bf16" if bf16_cpu else "fp32"),
@@ -228,3 +230,41 @@ def test_the_guard_reads_the_fused_gradients() -> None:
     assert a["grad_norm_g"] > 0 and a["grad_norm_d"] > 0
     for key in a:
         assert a[key] == pytest.approx(b[key], rel=1e-4), key
+
+
+BF16_CASES = {
+    "seed": config("seed", precision="bf16"),
+    "classic": config("classic", precision="bf16"),  # spectral norm, tanh, EMA
+    "seed-r1": config("seed", reg={"r1_gamma": 10.0, "r1_every": 1}, precision="bf16"),
+    "skip": config("classic", model={"g_skip": True}, precision="bf16"),
+    "3-layers": config("classic", model={"g_hidden": [64, 32, 48], "d_hidden": [40, 24, 8]},
+                       loss={"name": "least_squares"}, precision="bf16"),
+}
+
+
+def _relative_errors(a: Trainer, b: Trainer) -> dict[str, float]:
+    """Each parameter's gradient in ``a`` against ``b``'s: |g_a - g_b| / |g_b|."""
+    out = {}
+    for net in ("G", "D"):
+        for (name, p), q in zip(getattr(a, net).named_parameters(), getattr(b, net).parameters(),
+                                strict=True):
+            out[f"{net}.{name}"] = float((p.grad - q.grad).norm() / q.grad.norm())
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(BF16_CASES))
+def test_fused_bf16_products_give_the_generic_bf16_gradients(name: str) -> None:
+    # The fused step's bf16 products round where bf16 autocast rounds in the generic step, so
+    # one step's gradients agree to float noise; fp32 products differ from both by far more.
+    cfg = BF16_CASES[name]
+    fused, generic = trained(cfg, 1, True), trained(cfg, 1, False)
+    assert fused.precision == generic.precision == "bf16"
+    fp32 = trained(cfg.replace(train={"precision": "fp32"}), 1, True)
+    err, err32 = _relative_errors(fused, generic), _relative_errors(fp32, generic)
+    assert max(err.values()) < 0.005, err
+    assert max(err32.values()) > 0.01, err32
+    # the parameters, moments and checkpoints stay fp32
+    assert {v.dtype for v in fused.state()["G"].values()} == {torch.float32}
+    for _ in range(5):
+        fused.train_step()
+    assert all(torch.isfinite(p).all() for p in fused.G.parameters())

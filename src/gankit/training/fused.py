@@ -40,8 +40,11 @@ from ..losses import LOSSES
 from ..models.mlp import MLPDiscriminator, MLPGenerator
 from ..optim import Adam
 from ..regularizers import r1_penalty
+from . import fast
 
 ACTIVATIONS = ("leaky_relu", "relu")
+# precisions whose products the fused step runs in a lower type (fp32 masters, Adam and loss)
+LOW = {"bf16": torch.bfloat16}
 OUTPUTS = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Identity: "linear"}
 # D losses whose logit gradients are written out here; the others in LOSSES but relativistic get
 # theirs from autograd on the logits alone (a few vector operations).
@@ -74,7 +77,8 @@ def unsupported(trainer: Any, precision: str | None = None) -> str | None:
         (r.instance_noise > 0, "instance noise"),
         (r.pack != 1, "packing"),
         (bool(r.augment), "augmentation"),
-        (precision != "fp32", f"train.precision={precision}"),
+        (precision != "fp32" and precision not in LOW, f"train.precision={precision}"),
+        (precision in LOW and trainer.cond.num_labels > 0, f"class labels at {precision}"),
         (trainer.world.size > 1, "several processes"),
         (trainer.device.type != "cpu", f"the {trainer.device.type} device"),
         (not isinstance(trainer.G, MLPGenerator) or not isinstance(trainer.D, MLPDiscriminator),
@@ -129,13 +133,19 @@ class Flat:
     the optimizer's state was replaced, as ``load_state_dict`` does).
     """
 
-    def __init__(self, params: list[nn.Parameter], opt: Adam) -> None:
+    def __init__(self, params: list[nn.Parameter], opt: Adam,
+                 low: torch.dtype | None = None) -> None:
         self.params = params
         self.opt = opt
         n = sum(p.numel() for p in params)
         dev = params[0].device
         self.param = torch.empty(n, device=dev)
         self.grad = torch.zeros(n, device=dev)
+        # with bf16 products: the parameters as the products read them, and the gradients as
+        # they write them (cast to ``grad`` by ``finish``)
+        self.low = None if low is None else torch.empty(n, dtype=low, device=dev)
+        self.low_grad = None if low is None else torch.zeros(n, dtype=low, device=dev)
+        self.dense: list[Dense] = []  # its layers, whose gradients ``finish`` completes
         self.exp_avg = torch.zeros(n, device=dev)
         self.exp_avg_sq = torch.zeros(n, device=dev)
         self.spans: list[tuple[int, int]] = []
@@ -159,6 +169,19 @@ class Flat:
     def grad_of(self, p: torch.Tensor) -> torch.Tensor:
         """The gradient buffer of parameter ``p``."""
         return self.view(self.grad, p)
+
+    def lower(self) -> None:
+        """With bf16 products: the parameters' copy the products read, from the parameters."""
+        if self.low is not None:
+            self.low.copy_(self.param)
+
+    def finish(self) -> None:
+        """Complete the gradients the products wrote: cast to fp32 (with bf16 products), then
+        through spectral norm where a layer has it."""
+        if self.low_grad is not None:
+            self.grad.copy_(self.low_grad)
+        for layer in self.dense:
+            layer.through_norm()
 
     def _bound(self) -> bool:
         state = self.opt.state.get(self.params[0])
@@ -201,14 +224,24 @@ class Flat:
 @dataclass
 class Dense:
     """One linear layer of a fully connected network, with its (optional) spectral norm; a
-    class embedding is one with no bias, whose rows are looked up instead of multiplied."""
+    class embedding is one with no bias, whose rows are looked up instead of multiplied.
+
+    The products read ``w`` and ``b`` and write ``grad_w`` and ``grad_b``: the parameters and
+    their fp32 gradient buffers, or with bf16 products their bf16 copies (``Flat.low``)."""
 
     weight: nn.Parameter  # (out, in); with spectral norm, the weight before normalisation
     bias: nn.Parameter | None
-    grad_w: torch.Tensor  # views into the player's flat gradient
+    w: torch.Tensor  # what the products read
+    b: torch.Tensor | None
+    grad_w: torch.Tensor  # where the products write: views into the player's flat gradient
     grad_b: torch.Tensor | None
+    master_grad_w: torch.Tensor  # the weight's fp32 gradient (grad_w itself in fp32)
     sn: nn.Module | None = None
     scale: float = 1.0  # with spectral norm: 1 / sigma of the current pass
+    formed: bool = False  # whether grad_w was written since the last ``through_norm``
+    # with spectral norm and bf16 products: ``w`` is a buffer of W / sigma in bf16 (as the
+    # generic step's autocast casts the normalised weight), and the gradients are of it
+    folded: bool = False
 
     def normalise(self) -> None:
         """With spectral norm: the power iteration (in training mode) on the module's u and v
@@ -230,52 +263,70 @@ class Dense:
         else:
             sigma = float(torch.vdot(u, torch.mv(w, v)))
         self.scale = 1.0 / sigma
+        if self.folded:
+            torch.div(w, sigma, out=self.w)
 
     def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The layer on ``x`` (N, in), as normalised by the last ``normalise``."""
-        return torch.addmm(self.bias, x, self.weight.detach().t(), alpha=self.scale, out=out)
+        return torch.addmm(self.b, x, self.w.t(), alpha=1.0 if self.folded else self.scale,
+                           out=out)
 
     def backward(self, g_out: torch.Tensor, x_in: torch.Tensor, weights: bool,
                  inputs: bool) -> torch.Tensor | None:
         """From the gradient of the layer's output: its parameters' gradients into the flat
-        buffer (if ``weights``), and the gradient of its input (if ``inputs``)."""
-        w = self.weight.detach()
+        buffer (if ``weights``; ``Flat.finish`` completes them), and the gradient of its input
+        (if ``inputs``)."""
         if weights:
             torch.sum(g_out, 0, out=self.grad_b)
-        g = g_out if self.sn is None else g_out * self.scale
+        g = g_out if self.sn is None or self.folded else g_out * self.scale
         if weights:
             torch.mm(g.t(), x_in, out=self.grad_w)
-            self._through_norm()
-        return torch.mm(g, w) if inputs else None
+            self.formed = True
+        return torch.mm(g, self.w) if inputs else None
 
     def rows(self, y: torch.Tensor) -> torch.Tensor:
         """An embedding's rows for labels ``y``, as normalised by the last ``normalise``."""
-        rows = self.weight.detach().index_select(0, y)
-        return rows if self.sn is None else rows.mul_(self.scale)
+        rows = self.w.index_select(0, y)
+        return rows if self.sn is None or self.folded else rows.mul_(self.scale)
 
     def rows_backward(self, g_rows: torch.Tensor, y: torch.Tensor) -> None:
         """An embedding's weight gradient into the flat buffer, from its rows' gradients."""
         self.grad_w.zero_()
         self.grad_w.index_add_(0, y, g_rows if self.sn is None else g_rows * self.scale)
-        self._through_norm()
+        self.formed = True
 
-    def _through_norm(self) -> None:
-        """With spectral norm, turn ``grad_w`` from G / s into the gradient of the weight
-        before normalisation."""
-        if self.sn is not None:
+    def through_norm(self) -> None:
+        """With spectral norm, turn the fp32 weight gradient from G / s into the gradient of the
+        weight before normalisation (once per backward pass that formed it)."""
+        if self.sn is not None and self.formed:
             # W_sn = W / s with s = u^T W v (u, v constants): with G the gradient of W_sn,
-            # dW = G / s - <G, W> / s^2 u v^T, where G / s is what grad_w holds now.
-            w = self.weight.detach()
-            coef = float(torch.vdot(self.grad_w.view(-1), w.view(-1))) * self.scale
-            self.grad_w.addr_(self.sn._u, self.sn._v, alpha=-coef)
+            # dW = G / s - <G, W> / s^2 u v^T, where G / s is what the gradient holds now.
+            g, w = self.master_grad_w, self.weight.detach()
+            if self.folded:  # the gradient of W / s, as G / s
+                g.mul_(self.scale)
+            coef = float(torch.vdot(g.view(-1), w.view(-1))) * self.scale
+            g.addr_(self.sn._u, self.sn._v, alpha=-coef)
+        self.formed = False
 
 
 def _dense(module: nn.Linear | nn.Embedding, flat: Flat) -> Dense:
     sn = _spectral_norm(module)
     weight = module.parametrizations.weight.original if sn is not None else module.weight
     bias = getattr(module, "bias", None)
-    return Dense(weight, bias, flat.grad_of(weight),
-                 None if bias is None else flat.grad_of(bias), sn)
+    low = flat.low is not None and not isinstance(module, nn.Embedding)
+    if low:
+        w, b = flat.view(flat.low, weight), None if bias is None else flat.view(flat.low, bias)
+        grads = flat.low_grad
+    else:
+        w, b, grads = weight.detach(), None if bias is None else bias.detach(), flat.grad
+    folded = low and sn is not None
+    if folded:
+        w = torch.empty_like(w)
+    layer = Dense(weight, bias, w, b, flat.view(grads, weight),
+                  None if bias is None else flat.view(grads, bias), flat.grad_of(weight), sn,
+                  folded=folded)
+    flat.dense.append(layer)
+    return layer
 
 
 def _layers(net: nn.Sequential, flat: Flat) -> Iterator[Dense]:
@@ -294,6 +345,7 @@ class MLP:
         # a linear map of the input added before the output activation (G's skip path)
         self.skip = None if skip is None else _dense(skip, flat)
         self.slope = slope if act == "leaky_relu" else 0.0
+        self.dtype = flat.param.dtype if flat.low is None else flat.low.dtype  # the products'
         last = net[-1]
         self.output = next((name for kind, name in OUTPUTS.items() if isinstance(last, kind)),
                            None)
@@ -303,7 +355,7 @@ class MLP:
         """The network on ``x`` (N, in); the last layer's output activation, if any, goes
         into ``out``."""
         self.inputs = []
-        h = x
+        h = x = x.to(self.dtype)
         n = len(self.layers)
         for i, layer in enumerate(self.layers):
             self.inputs.append(h)
@@ -313,9 +365,14 @@ class MLP:
             if not last:
                 h = F.leaky_relu_(h, self.slope) if self.slope else F.relu_(h)
         if self.skip is not None:
-            h = h.addmm_(x, self.skip.weight.detach().t())
+            if self.dtype == torch.float32:
+                h = h.addmm_(x, self.skip.w.t())
+            else:  # the generic step's order: both products rounded to bf16, then their sum
+                h = h.add_(torch.mm(x, self.skip.w.t()))
         if self.output == "sigmoid":
             h = torch.sigmoid(h, out=out)
+        elif self.output == "tanh" and self.dtype != torch.float32:
+            h = torch.tanh(h, out=out)  # (in bf16 the identity below rounds three times)
         elif self.output == "tanh":
             # tanh(x) = 2 sigmoid(2x) - 1: torch's CPU tanh is slower (measured on AVX2, 128 x
             # 784: 385 us against 172 us; within 2e-7 of it)
@@ -328,6 +385,7 @@ class MLP:
         """Back from the output gradient ``g``: the weight gradients into the flat buffer (if
         ``weights``) and the gradient of the input (if ``inputs``, else None). ``g_hidden`` is
         a further gradient of the last layer's input (a projection discriminator's)."""
+        g = g.to(self.dtype)
         if self.output == "sigmoid":
             g = torch.ops.aten.sigmoid_backward(g, self.y)
         elif self.output == "tanh":
@@ -336,8 +394,9 @@ class MLP:
         if self.skip is not None:
             if weights:
                 torch.mm(g.t(), self.inputs[0], out=self.skip.grad_w)
+                self.skip.formed = True
             if inputs:
-                g_skip = torch.mm(g, self.skip.weight.detach())
+                g_skip = torch.mm(g, self.skip.w)
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
             x_in = self.inputs[i]
@@ -445,8 +504,9 @@ class FusedStep:
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer
         m = trainer.cfg.model
-        self.flat_g = Flat(list(trainer.opt_g.param_groups[0]["params"]), trainer.opt_g)
-        self.flat_d = Flat(list(trainer.opt_d.param_groups[0]["params"]), trainer.opt_d)
+        low = LOW.get(trainer.precision)
+        self.flat_g = Flat(list(trainer.opt_g.param_groups[0]["params"]), trainer.opt_g, low)
+        self.flat_d = Flat(list(trainer.opt_d.param_groups[0]["params"]), trainer.opt_d, low)
         self.g = MLP(trainer.G.net, self.flat_g, m.activation, m.leaky_slope, trainer.G.skip)
         self.d = MLP(trainer.D.net, self.flat_d, m.activation, m.leaky_slope)
         self.labelled = (Labelled(trainer, self.flat_g, self.flat_d)
@@ -462,7 +522,10 @@ class FusedStep:
         b = self.batch = trainer.draw  # one process: it keeps all it draws
         self.loss = LogitLoss(trainer.cfg.loss.name, trainer.cfg.loss.real_label, b,
                               trainer.device)
-        self.both = torch.empty(2 * b, *trainer.image_shape, device=trainer.device)
+        self.both = torch.empty(2 * b, *trainer.image_shape, device=trainer.device,
+                                dtype=self.g.dtype)
+        # the training samples as the products read them (a bf16 copy with bf16 products)
+        self.x = trainer.x if low is None else trainer.x.to(low)
 
     def generate(self, y: torch.Tensor | None, out: torch.Tensor) -> None:
         """G's output for fresh noise (and labels ``y``) into ``out``."""
@@ -481,7 +544,7 @@ class FusedStep:
         logits = self.d.forward(x)
         if y is not None:
             logits = self.labelled.d_forward(logits, self.d.inputs[-1], y)
-        return logits.view(-1)
+        return logits.view(-1).float()
 
     def discriminator_backward(self, g_logits: torch.Tensor, y: torch.Tensor | None,
                                weights: bool) -> torch.Tensor | None:
@@ -499,7 +562,9 @@ class FusedStep:
         tr = self.trainer
         r = tr.recipe.reg
         params = self.flat_d.params
-        with torch.enable_grad():
+        if real.dtype != torch.float32:  # bf16 products: under autocast, as the generic step
+            real = real.float()
+        with torch.enable_grad(), fast.autocast(tr.precision, tr.device):
             penalty = r1_penalty(lambda v: tr.recipe.score(tr.D, v, y), real)
             term = tr.recipe.penalty_scale * 0.5 * r.r1_gamma * r.r1_every * penalty
             grads = torch.autograd.grad(term, params, allow_unused=True)
@@ -519,19 +584,23 @@ class FusedStep:
         b = self.batch
         both = self.both
         flat = both.view(2 * b, -1)
+        self.flat_g.lower()
+        self.flat_d.lower()
         for _ in range(t.d_steps):
             idx, y = tr.cond.batch(b, tr.gen_data, tr.part, tr.device)
-            torch.index_select(tr.x, 0, idx, out=both[:b])
+            torch.index_select(self.x, 0, idx, out=both[:b])
             self.generate(y, out=flat[b:])
             y2 = None if y is None else torch.cat([y, y])
             logits = self.discriminate(flat, y2)
             p = torch.sigmoid(logits)
             loss_d, g_logits = self.loss.d(logits, p)
             self.discriminator_backward(g_logits, y2, weights=True)
+            self.flat_d.finish()
             r = tr.recipe.reg
             if r.r1_gamma > 0 and tr.step % r.r1_every == 0:
                 loss_d = loss_d + self._r1(both[:b], y)
             self.flat_d.adam()
+            self.flat_d.lower()
         d_stats = p.view(2, b).mean(1)
 
         if not reuse:
@@ -540,6 +609,7 @@ class FusedStep:
         fake_out = self.discriminate(fake, y)
         loss_g, g_fake = self.loss.g(fake_out, torch.sigmoid(fake_out))
         self.generator_backward(self.discriminator_backward(g_fake, y, weights=False), y)
+        self.flat_g.finish()
         self.flat_g.adam()
 
         if self.ema is not None:

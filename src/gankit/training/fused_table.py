@@ -310,6 +310,7 @@ class FusedTableStep:
         logits = self.d.logits(rows, keep_first=gp)
         loss_d, g_logits = self.loss.d(logits, torch.sigmoid(logits))
         self.d.backward(g_logits, weights=True)
+        self.flat_d.finish()
         if gp:
             eps = upload(torch.rand(b // self.d.pack, generator=tr.gen_aug), tr.device)
             loss_d = loss_d + self.d.penalty(self.d.mixed_first(eps),
@@ -347,6 +348,7 @@ class FusedTableStep:
             loss_g = loss_g + extra[0]
             g_fake.add_(extra[1])
         self.g.backward(g_fake)
+        self.flat_g.finish()
         self.flat_g.adam()
 
         if self.ema is not None:
