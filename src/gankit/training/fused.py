@@ -78,7 +78,6 @@ def unsupported(trainer: Any, precision: str | None = None) -> str | None:
         (r.pack != 1, "packing"),
         (bool(r.augment), "augmentation"),
         (precision != "fp32" and precision not in LOW, f"train.precision={precision}"),
-        (precision in LOW and trainer.cond.num_labels > 0, f"class labels at {precision}"),
         (trainer.world.size > 1, "several processes"),
         (trainer.device.type != "cpu", f"the {trainer.device.type} device"),
         (not isinstance(trainer.G, MLPGenerator) or not isinstance(trainer.D, MLPDiscriminator),
@@ -146,6 +145,7 @@ class Flat:
         self.low = None if low is None else torch.empty(n, dtype=low, device=dev)
         self.low_grad = None if low is None else torch.zeros(n, dtype=low, device=dev)
         self.dense: list[Dense] = []  # its layers, whose gradients ``finish`` completes
+        self.low_spans: list[tuple[int, int]] = []  # what the bf16 products write, merged
         self.exp_avg = torch.zeros(n, device=dev)
         self.exp_avg_sq = torch.zeros(n, device=dev)
         self.spans: list[tuple[int, int]] = []
@@ -170,6 +170,19 @@ class Flat:
         """The gradient buffer of parameter ``p``."""
         return self.view(self.grad, p)
 
+    def mark_low(self, p: torch.Tensor) -> None:
+        """Record that the products write ``p``'s gradient in the low precision (``finish``
+        casts those spans only: a class embedding writes its fp32 gradient itself)."""
+        i = next(k for k, q in enumerate(self.params) if q is p)
+        spans = sorted([*self.low_spans, self.spans[i]])
+        merged = [spans[0]]
+        for lo, hi in spans[1:]:
+            if lo == merged[-1][1]:
+                merged[-1] = (merged[-1][0], hi)
+            else:
+                merged.append((lo, hi))
+        self.low_spans = merged
+
     def lower(self) -> None:
         """With bf16 products: the parameters' copy the products read, from the parameters."""
         if self.low is not None:
@@ -179,7 +192,8 @@ class Flat:
         """Complete the gradients the products wrote: cast to fp32 (with bf16 products), then
         through spectral norm where a layer has it."""
         if self.low_grad is not None:
-            self.grad.copy_(self.low_grad)
+            for lo, hi in self.low_spans:
+                self.grad[lo:hi].copy_(self.low_grad[lo:hi])
         for layer in self.dense:
             layer.through_norm()
 
@@ -292,6 +306,7 @@ class Dense:
     def rows_backward(self, g_rows: torch.Tensor, y: torch.Tensor) -> None:
         """An embedding's weight gradient into the flat buffer, from its rows' gradients."""
         self.grad_w.zero_()
+        g_rows = g_rows.to(self.grad_w.dtype)  # (bf16 products: cast back, as autograd does)
         self.grad_w.index_add_(0, y, g_rows if self.sn is None else g_rows * self.scale)
         self.formed = True
 
@@ -317,6 +332,9 @@ def _dense(module: nn.Linear | nn.Embedding, flat: Flat) -> Dense:
     if low:
         w, b = flat.view(flat.low, weight), None if bias is None else flat.view(flat.low, bias)
         grads = flat.low_grad
+        for p in (weight, bias):
+            if p is not None:
+                flat.mark_low(p)
     else:
         w, b, grads = weight.detach(), None if bias is None else bias.detach(), flat.grad
     folded = low and sn is not None
@@ -405,13 +423,16 @@ class MLP:
             x_in = self.inputs[i]
             g = self.layers[i].backward(g, x_in, weights, inputs or i > 0)
             if i == last and g_hidden is not None and g is not None:
-                g = g.add_(g_hidden)
+                g = g.add_(g_hidden.to(g.dtype))  # (bf16: each gradient rounded, as autograd)
             if i > 0:  # through the activation, whose output is this layer's input
                 if self.slope:
                     g = torch.ops.aten.leaky_relu_backward(g, x_in, self.slope, True)
                 else:
                     g = torch.ops.aten.threshold_backward(g, x_in, 0.0)
-        return g if g_skip is None or g is None else g.add_(g_skip)
+        if g_skip is None or g is None:
+            return g
+        # (bf16: autograd casts each product's input gradient back to fp32, then sums them)
+        return g.add_(g_skip) if g.dtype == torch.float32 else g.float().add_(g_skip)
 
 
 class LogitLoss:
@@ -487,10 +508,11 @@ class Labelled:
         self.g.rows_backward(g_in[:, self.latent:], y)
 
     def d_forward(self, logits: torch.Tensor, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """D's logits (N, 1) with the projection term added (in place); keeps the rows."""
+        """D's logits (N, 1) with the projection term added (in fp32); keeps the rows."""
         self.d.normalise()
         self.rows = self.d.rows(y)
-        return logits.add_(torch.sum(self.rows * h, 1, keepdim=True))
+        # fp32 rows times (bf16) features: fp32, as under autocast, added to the logits in fp32
+        return logits.float().add_(torch.sum(self.rows * h, 1, keepdim=True))
 
     def d_backward(self, g_logits: torch.Tensor, h: torch.Tensor, y: torch.Tensor,
                    weights: bool) -> torch.Tensor:
