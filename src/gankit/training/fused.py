@@ -19,10 +19,19 @@ logits in the forward pass and to the last hidden layer's gradient in the backwa
 skip path (``model.g_skip``) is one more product on its input, added before the output
 activation, with its weight gradient (and input gradient, for labels) in the backward pass. Where a
 config needs something this step does not do (penalties, packing, augmentation, a table's
-condition vectors, other families, mixed precision, several processes...), ``build`` returns
-None with the reason and the generic step runs. The tabular family has its own fused step
-(``fused_table``), built here from the same pieces. R1 is the one penalty it takes: on its steps,
-autograd over D's module (whose weights are the flat buffer's) adds its gradients.
+condition vectors, other families, fp16, several processes...), ``build`` returns None with the
+reason and the generic step runs. R1 is the one penalty it takes: on its steps, autograd over
+D's module (whose weights are the flat buffer's) adds its gradients.
+
+At ``train.precision = bf16`` the products read bf16 copies of the weights (refreshed after each
+Adam step), the activations and a bf16 copy of the training samples, and write bf16 weight
+gradients that one cast per player turns into the fp32 flat gradient; Adam, the moments, the EMA,
+the loss and the checkpoints stay fp32. Every rounding is placed where bf16 autocast places it in
+the generic step (a spectrally normalised weight is W / sigma rounded; class embeddings and D's
+projection stay fp32), so the two steps' gradients agree to float noise.
+
+The tabular family has its own fused step (``fused_table``, fp32), built here from the same
+pieces.
 """
 
 from __future__ import annotations
@@ -125,7 +134,8 @@ def _spectral_norm(module: nn.Module) -> nn.Module | None:
 
 
 class Flat:
-    """One player's parameters, gradients and Adam moments, each one contiguous buffer.
+    """One player's parameters, gradients and Adam moments, each one contiguous buffer (with
+    bf16 products, also bf16 copies of the parameters and of the gradients the products write).
 
     The parameters become views into ``param`` (their ``.grad`` into ``grad``); the optimizer's
     per-parameter moments become views into ``exp_avg`` and ``exp_avg_sq`` (re-bound whenever
