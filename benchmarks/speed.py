@@ -9,7 +9,9 @@ output, EMA of G). Peak memory is the process's peak resident set during the rep
 before each). FLOPs per step are counted from the operators' shapes (torch's FlopCounterMode, on
 gankit's generic step) and reported against a large matmul measured in the same run, on the same
 thread count. gankit's column runs the step its trainer picks (fused for the plain fully
-connected presets, see training/fused.py; the table says which).
+connected presets, see training/fused.py; the table says which, and in which precision). "% own
+peak" is the same fraction against the peak of the type the step's products run in: the bf16
+peak for bf16 products or autocast, where the device has bf16 units.
 
 The JAX column (fully connected presets only) is the same model as a JAX user writes it, whole
 step under one jax.jit with optax Adam (benchmarks/jax_gan.py), from the same initial weights, on
@@ -231,6 +233,7 @@ def main() -> None:
     pinned = f", confined to cores {sorted(os.sched_getaffinity(0))}" if args.cores else ""
     print(f"torch {torch.__version__}, {where}, {args.clock} clock{pinned}")
     peaks: dict[int, float] = {}
+    peaks16: dict[int, float] = {}  # the bf16 peak, where the device has bf16 units
 
     def peak32(threads: int) -> float:
         """The fp32 matmul peak on ``threads`` threads, measured once and printed."""
@@ -244,13 +247,15 @@ def main() -> None:
             peaks[threads] = matmul_peak(torch.float32, n, device=device, clock=clock)
             line = f"matmul peak ({n}², measured, {on}): fp32 {peaks[threads]:.1f}"
             if bf16:
-                line += f", bf16 {matmul_peak(torch.bfloat16, n, device=device, clock=clock):.1f}"
+                peaks16[threads] = matmul_peak(torch.bfloat16, n, device=device, clock=clock)
+                line += f", bf16 {peaks16[threads]:.1f}"
             print(line + " GFLOP/s", flush=True)
         return peaks[threads]
 
     header = (f"{'case':12s} {'thr':>3s} {'MFLOP/step':>10s} {'ref ms':>8s} {'ref img/s':>10s} "
               f"{'ref MiB':>8s} {'gankit ms':>9s} {'gankit img/s':>12s} {'gankit MiB':>10s} "
-              f"{'ratio':>6s} {'% fp32 peak':>11s} {'JAX ms':>8s} {'vs JAX':>7s} "
+              f"{'ratio':>6s} {'% fp32 peak':>11s} {'% own peak':>10s} {'JAX ms':>8s} "
+              f"{'vs JAX':>7s} "
               f"{'gankit step':>11s} {'gankit precision'}")
     shown = False  # the header follows the first peak line, which the first case measures
     available = set(presets())
@@ -266,11 +271,16 @@ def main() -> None:
             shown = True
         jax = (f"{r['jax_ms']:8.2f} {r['vs_jax']:6.2f}x" if r["vs_jax"] is not None else
                f"{'n/a':>8s} {'':>7s}")
+        # against the peak of the type its products run in (bf16 products: the bf16 peak)
+        own = (r["peak_frac"] if r["precision"] == "fp32" else
+               r["peak_frac"] * peaks[r["threads"]] / peaks16[r["threads"]]
+               if r["precision"] == "bf16" and r["threads"] in peaks16 else None)
+        own_col = f"{100 * own:9.1f}%" if own is not None else f"{'n/a':>10s}"
         print(f"{r['case']:12s} {r['threads']:3d} {r['flops'] / 1e6:10.1f} {r['ref_ms']:8.2f} "
               f"{r['ref_ips']:10.0f} "
               f"{r['ref_mem']:8.0f} {r['ours_ms']:9.2f} {r['ours_ips']:12.0f} "
               f"{r['ours_mem']:10.0f} {r['ratio']:5.2f}x {100 * r['peak_frac']:10.1f}% "
-              f"{jax} {r['step']:>11s} {r['precision']}"
+              f"{own_col} {jax} {r['step']:>11s} {r['precision']}"
               + (f"  (JAX: {r['jax_why']})" if r["jax_why"] and not args.no_jax else ""),
               flush=True)
 
