@@ -28,7 +28,7 @@ def test_speed_prints_the_table() -> None:
     assert "fused" in row.split()  # the step seed's trainer runs
     # % of the fp32 peak, and of the peak of the type its products run in: fp32 for `seed`
     fp32_peak, own_peak = [c for c in row.split() if c.endswith("%")]
-    assert row.split()[-1] == "fp32" and fp32_peak == own_peak
+    assert "fp32" in row.split() and fp32_peak == own_peak
     # The JAX column: a time and a ratio, or the reason it is skipped.
     assert "JAX ms" in out
     assert "JAX column skipped" in out or len([c for c in row.split() if c.endswith("x")]) == 2
