@@ -193,6 +193,18 @@ def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: l
     return out
 
 
+def own_peak_frac(r: dict, peaks32: dict[int, float], peaks16: dict[int, float]
+                  ) -> float | None:
+    """A case's fraction of the peak of the type its products run in (fp32, or bf16 where the
+    device's bf16 peak was measured); None for other precisions."""
+    threads = r["threads"]
+    if r["precision"] == "fp32":
+        return r["peak_frac"]
+    if r["precision"] == "bf16" and threads in peaks16:
+        return r["peak_frac"] * peaks32[threads] / peaks16[threads]
+    return None
+
+
 def main() -> None:
     """Print the machine's matmul peak and the speed table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -271,10 +283,7 @@ def main() -> None:
             shown = True
         jax = (f"{r['jax_ms']:8.2f} {r['vs_jax']:6.2f}x" if r["vs_jax"] is not None else
                f"{'n/a':>8s} {'':>7s}")
-        # against the peak of the type its products run in (bf16 products: the bf16 peak)
-        own = (r["peak_frac"] if r["precision"] == "fp32" else
-               r["peak_frac"] * peaks[r["threads"]] / peaks16[r["threads"]]
-               if r["precision"] == "bf16" and r["threads"] in peaks16 else None)
+        own = own_peak_frac(r, peaks, peaks16)
         own_col = f"{100 * own:9.1f}%" if own is not None else f"{'n/a':>10s}"
         print(f"{r['case']:12s} {r['threads']:3d} {r['flops'] / 1e6:10.1f} {r['ref_ms']:8.2f} "
               f"{r['ref_ips']:10.0f} "

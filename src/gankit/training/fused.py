@@ -619,6 +619,9 @@ class FusedStep:
         b = self.batch
         both = self.both
         flat = both.view(2 * b, -1)
+        # (D's copy is also refreshed after its Adam step; this one catches what writes the
+        # parameters between steps: a checkpoint or rollback loads through the modules, which
+        # the flat buffers' version counters do not see)
         self.flat_g.lower()
         self.flat_d.lower()
         for _ in range(t.d_steps):
