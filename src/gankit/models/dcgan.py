@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from ..regularizers import maybe_sn
+from . import layouts
 from .conditional import EMBED_DIM, ProjectionHead, with_labels
 from .mlp import OUTPUT_LAYERS
+from .thin import GreyInConv2d, GreyOutConvTranspose2d
 
 SIZES = (28, 32, 64)
 
@@ -44,12 +46,12 @@ class DCGANGenerator(nn.Module):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
                        nn.BatchNorm2d(ch // 2), nn.ReLU()]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, c, 4, 2, 1), OUTPUT_LAYERS[output]()]
+        layers += [GreyOutConvTranspose2d(ch, c, 4, 2, 1), OUTPUT_LAYERS[output]()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.project(with_labels(z, self.embed, y))
-        return self.net(h.view(-1, self.width, self.start, self.start))
+        return self.net(layouts.as_map(h, (self.width, self.start, self.start), self.net))
 
 
 class DCGANDiscriminator(nn.Module):
@@ -63,12 +65,13 @@ class DCGANDiscriminator(nn.Module):
         start, n = plan(side)
         layers: list[nn.Module] = []
         ch_in, ch = c, base
-        for _ in range(n):
-            layers += [maybe_sn(nn.Conv2d(ch_in, ch, 4, 2, 1), use_spectral_norm),
+        for i in range(n):
+            conv = (GreyInConv2d if i == 0 else nn.Conv2d)(ch_in, ch, 4, 2, 1)
+            layers += [maybe_sn(conv, use_spectral_norm),
                        nn.LeakyReLU(leaky_slope)]
             ch_in, ch = ch, ch * 2
         self.net = nn.Sequential(*layers)
         self.head = ProjectionHead(ch_in * start * start, num_classes, use_spectral_norm)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.net(x).flatten(1), y)
+        return self.head(layouts.flatten(self.net(x)), y)

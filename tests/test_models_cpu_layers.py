@@ -1,0 +1,143 @@
+"""The CPU-speed layers of the convolutional families: one-channel convolutions as a product and a
+col2im (`models/thin.py`) compute torch's sums, and the seams between vectors and feature maps
+(`models/layouts.py`) keep one memory layout on each side without changing a value."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+from torch import nn
+
+from gankit import models
+from gankit.config import ModelConfig
+from gankit.models import layouts
+from gankit.models.thin import GreyInConv2d, GreyOutConvTranspose2d
+from gankit.regularizers import maybe_sn
+
+CL = torch.channels_last
+
+
+def _pair(plain: nn.Module, ours: nn.Module, layout: torch.memory_format) -> None:
+    """``ours`` with ``plain``'s parameters (its state dict loads as it is), both in ``layout``."""
+    ours.load_state_dict(plain.state_dict())
+    plain.to(memory_format=layout)
+    ours.to(memory_format=layout)
+
+
+def _grads(module: nn.Module, x: torch.Tensor, bf16: bool) -> list[torch.Tensor]:
+    """Output, then gradients of input and parameters, for a fixed output gradient."""
+    x = x.detach().requires_grad_()
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with ctx:
+        out = module(x)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out.dtype)
+    grads = torch.autograd.grad(out, [x, *module.parameters()], g)
+    return [out.detach().float(), *(t.float() for t in grads)]
+
+
+def _close(a: list[torch.Tensor], b: list[torch.Tensor], rel: float) -> None:
+    for u, v in zip(a, b, strict=True):
+        assert u.shape == v.shape
+        assert float((u - v).norm()) <= rel * float(u.norm()) + 1e-12
+
+
+@pytest.mark.parametrize("layout", [CL, torch.contiguous_format])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_grey_transposed_convolution_is_torchs(layout: torch.memory_format, bf16: bool) -> None:
+    torch.manual_seed(0)
+    plain, ours = nn.ConvTranspose2d(32, 1, 4, 2, 1), GreyOutConvTranspose2d(32, 1, 4, 2, 1)
+    _pair(plain, ours, layout)
+    x = torch.randn(8, 32, 14, 14).contiguous(memory_format=layout)
+    # bf16: both round their products; measured agreement 1e-3 of each norm
+    _close(_grads(plain, x, bf16), _grads(ours, x, bf16), 1e-2 if bf16 else 1e-5)
+    assert _grads(ours, x, bf16)[0].shape == (8, 1, 28, 28)
+
+
+@pytest.mark.parametrize("layout", [CL, torch.contiguous_format])
+@pytest.mark.parametrize("bf16", [False, True])
+@pytest.mark.parametrize("sn", [False, True])
+def test_grey_input_convolution_is_torchs(layout: torch.memory_format, bf16: bool,
+                                          sn: bool) -> None:
+    torch.manual_seed(0)
+    plain = maybe_sn(nn.Conv2d(1, 16, 4, 2, 1), sn)
+    ours = maybe_sn(GreyInConv2d(1, 16, 4, 2, 1), sn)
+    _pair(plain, ours, layout)
+    x = torch.randn(8, 1, 28, 28).contiguous(memory_format=layout)
+    _close(_grads(plain, x, bf16), _grads(ours, x, bf16), 1e-2 if bf16 else 1e-5)
+
+
+def test_grey_input_gradient_is_the_fold() -> None:
+    """The input gradient really takes the product-and-fold path (not torch's own kernel)."""
+    conv = GreyInConv2d(1, 4, 4, 2, 1)
+    x = torch.randn(2, 1, 8, 8, requires_grad=True)
+    conv(x).sum().backward()
+    assert type(conv(x).grad_fn).__name__ == "_GreyInputBackward"
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_three_channels_stay_torchs_own() -> None:
+    """RGB images use torch's layers (the fold is slower there): bitwise the same output."""
+    torch.manual_seed(0)
+    plain, ours = nn.ConvTranspose2d(8, 3, 4, 2, 1), GreyOutConvTranspose2d(8, 3, 4, 2, 1)
+    _pair(plain, ours, torch.contiguous_format)
+    h = torch.randn(2, 8, 7, 7)
+    assert torch.equal(plain(h), ours(h))
+    plain_in, ours_in = nn.Conv2d(3, 8, 4, 2, 1), GreyInConv2d(3, 8, 4, 2, 1)
+    _pair(plain_in, ours_in, torch.contiguous_format)
+    x = torch.randn(2, 3, 14, 14, requires_grad=True)
+    assert torch.equal(plain_in(x), ours_in(x))
+    assert type(ours_in(x).grad_fn).__name__ == "ConvolutionBackward0"
+
+
+@pytest.mark.parametrize("layout", [CL, torch.contiguous_format])
+def test_flatten_keeps_the_gradients_layout(layout: torch.memory_format) -> None:
+    x = torch.randn(4, 8, 5, 5).contiguous(memory_format=layout).requires_grad_()
+    flat = layouts.flatten(x)
+    assert torch.equal(flat, x.flatten(1))  # channel-major order, whatever the layout
+    g = torch.randn_like(flat)
+    (grad,) = torch.autograd.grad(flat, x, g)
+    assert torch.equal(grad, g.view(x.shape))
+    assert grad.is_contiguous(memory_format=layout)
+
+
+def test_as_map_takes_the_modules_layout() -> None:
+    conv = nn.Conv2d(8, 4, 3)
+    h = torch.randn(2, 8 * 5 * 5)
+    plain = layouts.as_map(h, (8, 5, 5), conv)
+    assert plain.is_contiguous() and torch.equal(plain, h.view(2, 8, 5, 5))
+    conv.to(memory_format=CL)
+    assert layouts.layout_of(conv) == CL
+    mapped = layouts.as_map(h, (8, 5, 5), conv)
+    assert mapped.is_contiguous(memory_format=CL) and not mapped.is_contiguous()
+    assert torch.equal(mapped, h.view(2, 8, 5, 5))
+
+
+def test_dcgan_in_channels_last_has_one_layout_per_seam() -> None:
+    """In a channels-last DCGAN no elementwise layer meets a gradient in the other layout (the
+    slow mixed-layout kernels), and the networks compute what they did in NCHW."""
+    torch.manual_seed(0)
+    m = ModelConfig(family="dcgan", base_channels=8, latent_dim=16)
+    g, d = models.build(m, (1, 28, 28), 0, 1)
+    z = torch.randn(4, 16)
+    want = d(g(z))
+    g.to(memory_format=CL)
+    d.to(memory_format=CL)
+    mixed: list[str] = []
+
+    def check(name: str):  # noqa: ANN202
+        def hook(module: nn.Module, grad_in: tuple, grad_out: tuple) -> None:
+            (go,) = grad_out
+            if go is not None and go.dim() == 4 and go.shape[1] > 1 and not go.is_contiguous(
+                    memory_format=CL):
+                mixed.append(name)
+        return hook
+
+    for name, mod in [*g.net.named_children(), *(("D" + n, x) for n, x in d.net.named_children())]:
+        if not list(mod.parameters()) or isinstance(mod, nn.BatchNorm2d):
+            mod.register_full_backward_hook(check(name))
+    out = d(g(z))
+    out.sum().backward()
+    assert mixed == []
+    assert torch.allclose(out, want, rtol=1e-3, atol=1e-4)  # other conv kernels, fp32
