@@ -5,6 +5,7 @@ col2im (`models/thin.py`) compute torch's sums, and the seams between vectors an
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -141,3 +142,38 @@ def test_dcgan_in_channels_last_has_one_layout_per_seam() -> None:
     out.sum().backward()
     assert mixed == []
     assert torch.allclose(out, want, rtol=1e-3, atol=1e-4)  # other conv kernels, fp32
+
+
+def test_grey_input_convolution_has_torchs_double_backward() -> None:
+    """A gradient penalty (R1, WGAN-GP) differentiates D's input gradient again: through the
+    fold path it gives torch's parameter gradients."""
+    torch.manual_seed(0)
+    plain, ours = nn.Conv2d(1, 8, 4, 2, 1), GreyInConv2d(1, 8, 4, 2, 1)
+    ours.load_state_dict(plain.state_dict())
+    head = nn.Linear(8 * 14 * 14, 1)
+    x = torch.randn(4, 1, 28, 28)
+
+    def penalty_grads(conv: nn.Module) -> list[torch.Tensor]:
+        xi = x.clone().requires_grad_()
+        out = head(nn.functional.softplus(conv(xi)).flatten(1)).sum()
+        (g,) = torch.autograd.grad(out, xi, create_graph=True)
+        penalty = (g.flatten(1).norm(dim=1) - 1).pow(2).mean()
+        return list(torch.autograd.grad(penalty, list(conv.parameters())))
+
+    want, got = penalty_grads(plain), penalty_grads(ours)
+    assert all(float(w.norm()) > 0 for w in want)
+    _close(want, got, 1e-5)
+
+
+def test_flatten_has_torchs_double_backward() -> None:
+    x = torch.randn(3, 4, 5, 5).contiguous(memory_format=CL)
+    w = torch.randn(4 * 5 * 5, requires_grad=True)
+
+    def penalty_grad(flat: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        xi = x.clone().requires_grad_()
+        out = (torch.tanh(flat(xi)) * w).sum()
+        (g,) = torch.autograd.grad(out, xi, create_graph=True)
+        (gw,) = torch.autograd.grad(g.pow(2).sum(), w)
+        return gw
+
+    assert torch.allclose(penalty_grad(layouts.flatten), penalty_grad(lambda t: t.flatten(1)))
