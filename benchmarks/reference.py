@@ -10,6 +10,19 @@ import torch.nn.functional as F
 from gankit.training.trainer import Trainer
 
 
+def unsupported(cfg) -> str | None:
+    """Why the textbook loop cannot stand beside ``cfg``'s step, or None: it writes one D step
+    of the plain loss, with neither a gradient penalty nor packed samples."""
+    r, t = cfg.reg, cfg.train
+    if t.d_steps != 1:
+        return f"the textbook loop takes one D step, not {t.d_steps}"
+    if r.gp_weight > 0:
+        return "the textbook loop has no gradient penalty"
+    if r.pack > 1:
+        return "the textbook loop does not pack samples"
+    return None
+
+
 class ReferenceLoop:
     """The textbook eager loop for a gankit config's model (its stabilisers written plainly)."""
 

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax_gan
+import reference
 import torch
 from reference import ReferenceLoop
 from torch.utils.flop_counter import FlopCounterMode
@@ -275,6 +276,10 @@ def main() -> None:
         preset, _, batch = case.partition(":")
         if preset not in available:
             print(f"{case:12s} skipped: no preset '{preset}'")
+            continue
+        why = reference.unsupported(case_config(preset, int(batch), args.set, args.device))
+        if why:
+            print(f"{case:12s} skipped: {why}")
             continue
         r = run_case(preset, int(batch), args.repeats, args.seconds, args.set, peak32,
                      args.threads, default_threads, args.device, jax_note, jax_threads, clock)

@@ -19,7 +19,8 @@ def run(script: str, *args: str) -> str:
 
 
 def test_speed_prints_the_table() -> None:
-    out = run("speed.py", "--cases", "seed:16", "dcgan:8", "--repeats", "1", "--seconds", "0.05",
+    out = run("speed.py", "--cases", "seed:16", "dcgan:8", "wgan-gp:8", "--repeats", "1",
+              "--seconds", "0.05",
               "--threads", "1", "--set", "model.base_channels=4")
     assert "matmul peak" in out
     row = next(line for line in out.splitlines() if line.startswith("seed:16"))
@@ -34,6 +35,8 @@ def test_speed_prints_the_table() -> None:
     assert "JAX column skipped" in out or len([c for c in row.split() if c.endswith("x")]) == 2
     dcgan = next(line for line in out.splitlines() if line.startswith("dcgan:8"))
     assert "generic" in dcgan.split() and "n/a" in dcgan
+    # a recipe the textbook loop does not write (5 D steps, a gradient penalty) is skipped
+    assert "wgan-gp:8    skipped: the textbook loop takes one D step, not 5" in out
 
 
 def test_time_to_quality_prints_curves() -> None:
