@@ -51,7 +51,7 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.project(with_labels(z, self.embed, y))
-        return self.net(layouts.as_map(h, (self.width, self.start, self.start), self.net))
+        return self.net(h.view(-1, self.width, self.start, self.start))
 
 
 class DCGANDiscriminator(nn.Module):

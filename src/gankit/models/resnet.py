@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..regularizers import maybe_sn
-from . import layouts
 from .conditional import ConditionalBatchNorm2d, ProjectionHead
 from .mlp import OUTPUT_LAYERS
 
@@ -91,7 +90,7 @@ class ResNetGenerator(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes and y is None:
             raise ValueError("a conditional generator needs class labels")
-        h = layouts.as_map(self.project(z), (self.width, 4, 4), self.out)
+        h = self.project(z).view(-1, self.width, 4, 4)
         for block in self.blocks:
             h = block(h, y)
         return self.act(self.out(F.relu(self.bn(h))))
