@@ -7,10 +7,11 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from gankit.config import Config
 from gankit.training.trainer import Trainer
 
 
-def unsupported(cfg) -> str | None:
+def unsupported(cfg: Config) -> str | None:
     """Why the textbook loop cannot stand beside ``cfg``'s step, or None: it writes one D step
     of the plain loss, with neither a gradient penalty nor packed samples."""
     r, t = cfg.reg, cfg.train

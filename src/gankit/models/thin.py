@@ -12,6 +12,8 @@ convolutions the layers are torch's own.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -79,32 +81,46 @@ class _GreyInput(torch.autograd.Function):
         return gx, gw, gb, None, None
 
 
+def _grey(conv: nn.Conv2d | nn.ConvTranspose2d, channels: int) -> tuple[int, int] | None:
+    """(stride, padding) of a plain square convolution with one channel on the side that counts
+    (``channels``), else None: the layer then runs as torch's own."""
+    return (_square(conv.stride), _square(conv.padding)) if channels == 1 and _plain(conv) else None
+
+
 class GreyInConv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters, same sums) whose input gradient for a one-channel input
     on the CPU is a product and a col2im."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.grey = _grey(self, self.in_channels)  # decided once, not at each step
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or self.in_channels != 1 or not _plain(self):
+        if x.device.type != "cpu" or self.grey is None:
             return super().forward(x)
         w, b = self.weight, self.bias
         dtype = _autocast_dtype(x)
         if dtype is None:
-            return _GreyInput.apply(x, w, b, _square(self.stride), _square(self.padding))
+            return _GreyInput.apply(x, w, b, *self.grey)
         x, w = x.to(dtype), w.to(dtype)
         b = None if b is None else b.to(dtype)
-        with torch.autocast("cpu", enabled=False):
-            return _GreyInput.apply(x, w, b, _square(self.stride), _square(self.padding))
+        with torch.autocast("cpu", enabled=False):  # the casts above are autocast's
+            return _GreyInput.apply(x, w, b, *self.grey)
 
 
 class GreyOutConvTranspose2d(nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` (same parameters, same sums) that makes a one-channel output on the
     CPU as a product and a col2im."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.grey = _grey(self, self.out_channels)  # decided once, not at each step
+
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if (x.device.type != "cpu" or self.out_channels != 1 or output_size is not None
-                or not _plain(self)):
+        if x.device.type != "cpu" or self.grey is None or output_size is not None:
             return super().forward(x, output_size)
-        stride, padding, k = _square(self.stride), _square(self.padding), self.kernel_size[0]
+        stride, padding = self.grey
+        k = self.kernel_size[0]
         size = tuple((s - 1) * stride - 2 * padding + k for s in x.shape[2:])
         out = fold_up(x, self.weight, stride, padding, size)
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1).to(out.dtype)
