@@ -54,6 +54,7 @@ def test_impossible_combinations_are_refused(
 
 def test_config_refusals_name_their_keys() -> None:
     for override, key in (("reg.gp_weight=-1", "reg.gp_weight"), ("reg.r1_every=0", "reg.r1_every"),
+                          ("reg.r2_gamma=-1", "reg.r2_gamma"),
                           ("reg.pack=0", "reg.pack"), ("model.base_channels=2",
                                                        "model.base_channels"),
                           ("model.d_output=tanh", "model.d_output"),

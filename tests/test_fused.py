@@ -178,6 +178,8 @@ def _tensors(state: Any) -> list[torch.Tensor]:
     ("classic", {"model": {"d_output": "sigmoid"}}, "model.d_output=sigmoid"),
     ("classic", {"model": {"activation": "gelu"}}, "model.activation=gelu"),
     ("classic", {"loss": {"name": "relativistic"}}, "loss.name=relativistic"),
+    ("classic", {"loss": {"name": "relativistic_pair"}}, "loss.name=relativistic_pair"),
+    ("classic", {"reg": {"r2_gamma": 1.0}}, "an R2 penalty"),
     ("classic", {"train": {"fused_step": False}}, "train.fused_step is off"),
     ("dcgan", {}, "model.family=dcgan"),
 ])

@@ -159,6 +159,7 @@ def test_the_tabular_preset_takes_the_fused_step(table: Path) -> None:
     (("train.precision=bf16",), "train.precision=bf16"),
     (("reg.instance_noise=0.1",), "instance noise"),
     (("loss.name=relativistic",), "loss.name=relativistic"),
+    (("reg.r2_gamma=1.0",), "an R2 penalty"),
 ])
 def test_generic_step_where_the_fused_table_step_does_not_apply(
         table: Path, extra: tuple[str, ...], reason: str) -> None:

@@ -193,7 +193,7 @@ def test_smoothing_optimum_is_at_logit_of_real_label() -> None:
 
 def test_losses_table() -> None:
     assert set(LOSSES) == {"non_saturating", "minimax", "least_squares", "wasserstein", "hinge",
-                           "relativistic"}
+                           "relativistic", "relativistic_pair"}
     assert LOSSES["non_saturating"] == (d_non_saturating, g_non_saturating)
     assert LOSSES["minimax"] == (d_non_saturating, g_minimax)
 
@@ -248,7 +248,26 @@ def test_relativistic_by_hand() -> None:
         g_relativistic(t(FAKE), None)
 
 
-@pytest.mark.parametrize("name", ["least_squares", "wasserstein", "hinge", "relativistic"])
+def test_relativistic_pair_by_hand() -> None:
+    from gankit.losses import d_relativistic_pair, g_relativistic_pair
+
+    # Each real logit against the fake one at its position: (2, -1) and (0.5, 0).
+    d = mean([softplus(-(r - f)) for r, f in zip(REAL, FAKE, strict=True)])
+    g = mean([softplus(-(f - r)) for r, f in zip(REAL, FAKE, strict=True)])
+    assert d_relativistic_pair(t(REAL), t(FAKE)).item() == pytest.approx(d, rel=1e-6)
+    assert g_relativistic_pair(t(FAKE), t(REAL)).item() == pytest.approx(g, rel=1e-6)
+    ds = mean([0.9 * softplus(-(r - f)) + 0.1 * softplus(r - f)
+               for r, f in zip(REAL, FAKE, strict=True)])
+    assert d_relativistic_pair(t(REAL), t(FAKE), 0.9).item() == pytest.approx(ds, rel=1e-6)
+    # Pairs, not averages: swapping two fakes changes the loss (the average loss would not).
+    assert (d_relativistic_pair(t(REAL), t(FAKE[::-1])).item()
+            != pytest.approx(d_relativistic_pair(t(REAL), t(FAKE)).item()))
+    with pytest.raises(ValueError, match="real logits"):
+        g_relativistic_pair(t(FAKE), None)
+
+
+@pytest.mark.parametrize("name", ["least_squares", "wasserstein", "hinge", "relativistic",
+                                  "relativistic_pair"])
 def test_new_losses_push_the_right_way(name: str) -> None:
     d_loss, g_loss = LOSSES[name]
     real, fake = [0.5, 0.2], [0.3, 0.1]  # inside every loss's margins and targets

@@ -9,7 +9,7 @@ from torch import nn
 from gankit.config import resolve
 from gankit.losses import d_hinge, d_non_saturating
 from gankit.recipe import Recipe
-from gankit.regularizers import gradient_penalty, r1_penalty
+from gankit.regularizers import gradient_penalty, r1_penalty, r2_penalty
 
 
 class Linear(nn.Module):
@@ -55,6 +55,54 @@ def test_penalties_are_added_with_their_weights() -> None:
     off, _, _ = r.d_loss(d, real, fake, None, 9, torch.Generator())
     torch.testing.assert_close(on, base + 4.0 * r1_penalty(d, real))
     torch.testing.assert_close(off, base)
+
+
+class Quadratic(nn.Module):
+    """D(x) = 1/2 ||x||^2 + <w, x>: its input gradient is x + w, different at every input."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.linspace(-1.0, 1.0, n))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.flatten(1)
+        return 0.5 * x.pow(2).sum(1) + (x * self.w).sum(1)
+
+
+def test_r2_penalises_d_on_generated_samples() -> None:
+    d, (real, fake) = Quadratic(4), batches()
+    w = d.w.detach()
+
+    def by_hand(x: torch.Tensor) -> torch.Tensor:  # E ||x + w||^2
+        return (x.flatten(1) + w).pow(2).sum(1).mean()
+
+    torch.testing.assert_close(r2_penalty(d, fake), by_hand(fake))
+    torch.testing.assert_close(r1_penalty(d, real), by_hand(real))
+    r = recipe("reg.r1_gamma=2.0", "reg.r2_gamma=3.0", "reg.r1_every=4")
+    base = d_non_saturating(d(real), d(fake))
+    on, _, _ = r.d_loss(d, real, fake, None, 8, torch.Generator())
+    off, _, _ = r.d_loss(d, real, fake, None, 9, torch.Generator())
+    # gamma / 2 * 4 steps each: R1 on the real batch, R2 on the generated one
+    torch.testing.assert_close(on, base + 4.0 * by_hand(real) + 6.0 * by_hand(fake))
+    torch.testing.assert_close(off, base)
+    # R2 is a term of D's loss: it trains D's weights.
+    loss, _, _ = recipe("reg.r2_gamma=1.0").d_loss(d, real, fake, None, 0, torch.Generator())
+    loss.backward()
+    assert d.w.grad is not None and d.w.grad.abs().sum() > 0
+
+
+def test_relativistic_pair_generator() -> None:
+    from gankit.losses import d_relativistic_pair, g_relativistic_pair
+
+    d, (real, fake) = Linear(4), batches()
+    r = recipe("loss.name=relativistic_pair")
+    loss, _, _ = r.d_loss(d, real, fake, None, 0, torch.Generator())
+    torch.testing.assert_close(loss, d_relativistic_pair(d(real), d(fake)))
+    f = fake.clone().requires_grad_(True)
+    g = r.g_loss(d, f, real, None, 0, torch.Generator())
+    torch.testing.assert_close(g, g_relativistic_pair(d(fake), d(real)))
+    g.backward()  # G's gradient reaches the fakes, and D's real logits take no graph
+    assert f.grad is not None and f.grad.abs().sum() > 0
 
 
 def test_packing_halves_the_logits() -> None:

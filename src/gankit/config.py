@@ -31,7 +31,8 @@ OUTPUTS = ("tanh", "sigmoid", "linear")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 # train.device: auto (CUDA if there is one), cpu, cuda, or cuda:N.
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
-LOSSES = ("non_saturating", "minimax", "least_squares", "wasserstein", "hinge", "relativistic")
+LOSSES = ("non_saturating", "minimax", "least_squares", "wasserstein", "hinge", "relativistic",
+          "relativistic_pair")
 FAMILIES = ("mlp", "dcgan", "resnet", "tabular", "text")
 D_OUTPUTS = ("linear", "sigmoid")
 AUGMENTS = ("translation", "cutout", "color")
@@ -185,7 +186,8 @@ class RegConfig:
     gp_weight: float = 0.0  # WGAN-GP gradient penalty weight; 0 = off
     gp_one_sided: bool = False  # penalise only gradient norms above 1
     r1_gamma: float = 0.0  # R1 penalty on real data; 0 = off
-    r1_every: int = 1  # lazy R1: apply every N steps (scaled by N)
+    r1_every: int = 1  # lazy R1 (and R2): apply every N steps (scaled by N)
+    r2_gamma: float = 0.0  # R2 penalty on generated samples (R3GAN); 0 = off
     instance_noise: float = 0.0  # std of Gaussian noise on D's inputs; 0 = off
     noise_steps: int = 5000  # instance noise decays linearly to 0 over this many steps
     pack: int = 1  # PacGAN: D judges this many samples at once (0: the data kind's own)
@@ -689,7 +691,7 @@ def _validate_recipe(cfg: Config) -> None:
     _require(sizes is None or d.size in (0, *sizes),
              f"model.family={m.family} makes images of side {sizes_text(sizes)} pixels, "
              f"not data.size={d.size}")
-    for key in ("gp_weight", "r1_gamma", "instance_noise"):
+    for key in ("gp_weight", "r1_gamma", "r2_gamma", "instance_noise"):
         value = getattr(r, key)
         _require(0.0 <= value <= 1e6, f"reg.{key} must be in 0..1e6, got {value}")
     _require(1 <= r.r1_every <= 10**6, f"reg.r1_every must be 1..1e6, got {r.r1_every}")

@@ -4,7 +4,7 @@ Every function takes raw logits (never probabilities), so ``log(sigmoid(x))`` is
 as ``-softplus(-x)`` and cannot overflow. Each returns a scalar mean over the batch.
 
 Discriminator losses take ``(real_logits, fake_logits, real_label)``; generator losses take
-``(fake_logits, real_logits)``, where only the relativistic loss reads the real logits.
+``(fake_logits, real_logits)``, where only the relativistic losses read the real logits.
 """
 
 from __future__ import annotations
@@ -105,6 +105,26 @@ def g_relativistic(fake_logits: torch.Tensor, real_logits: torch.Tensor | None) 
             + _bce(real_logits - fake_logits.mean(), 0.0))
 
 
+def d_relativistic_pair(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0
+) -> torch.Tensor:
+    """Relativistic pairing discriminator (RpGAN, RSGAN): each real sample judged against the
+    generated one at the same position, BCE(D(x_i) - D(G(z_i)), real_label).
+
+    Its loss landscape has no mode-dropping basins (Sun et al. 2020); with R1 and R2 it is the
+    loss of R3GAN (Huang et al. 2024).
+    """
+    return _bce(real_logits - fake_logits, real_label)
+
+
+def g_relativistic_pair(fake_logits: torch.Tensor,
+                        real_logits: torch.Tensor | None) -> torch.Tensor:
+    """Relativistic pairing generator: BCE(D(G(z_i)) - D(x_i), 1)."""
+    if real_logits is None:
+        raise ValueError("the relativistic generator loss needs the real logits")
+    return _bce(fake_logits - real_logits, 1.0)
+
+
 LOSSES: dict[str, tuple[DLoss, GLoss]] = {
     "non_saturating": (d_non_saturating, g_non_saturating),
     "minimax": (d_non_saturating, g_minimax),
@@ -112,7 +132,8 @@ LOSSES: dict[str, tuple[DLoss, GLoss]] = {
     "wasserstein": (d_wasserstein, g_wasserstein),
     "hinge": (d_hinge, g_wasserstein),
     "relativistic": (d_relativistic, g_relativistic),
+    "relativistic_pair": (d_relativistic_pair, g_relativistic_pair),
 }
 
 # Generator losses that need D's logits on a real batch too.
-NEEDS_REAL_FOR_G = frozenset({"relativistic"})
+NEEDS_REAL_FOR_G = frozenset({"relativistic", "relativistic_pair"})

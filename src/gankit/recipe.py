@@ -1,8 +1,8 @@
 """A recipe: how one training step scores the discriminator and the generator.
 
 It composes, from the config, the pure pieces of ``losses``, ``regularizers`` and ``augment``:
-the adversarial loss and its label smoothing, gradient penalty, R1, DiffAugment, instance noise
-and minibatch packing. The trainer only samples batches and steps the optimizers.
+the adversarial loss and its label smoothing, gradient penalty, R1 and R2, DiffAugment, instance
+noise and minibatch packing. The trainer only samples batches and steps the optimizers.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import nn
 from .augment import diff_augment
 from .config import Config
 from .losses import LOSSES, NEEDS_REAL_FOR_G
-from .regularizers import annealed, gradient_penalty, instance_noise, pack, r1_penalty
+from .regularizers import annealed, gradient_penalty, instance_noise, pack, r1_penalty, r2_penalty
 from .training.devices import upload
 
 
@@ -26,6 +26,7 @@ class Recipe:
         self.real_label = cfg.loss.real_label
         self.d_fn, self.g_fn = LOSSES[cfg.loss.name]
         self.needs_real = cfg.loss.name in NEEDS_REAL_FOR_G
+        self.pairs = cfg.loss.name == "relativistic_pair"  # G reads D's real logits, not grads
         self.sigmoid_d = cfg.model.d_output == "sigmoid"
         self.penalty_scale = 1.0  # raised by the divergence guard at each rollback
         self.noise_from = 0  # the step instance noise fades from (a guard remedy may move it)
@@ -66,14 +67,22 @@ class Recipe:
             eps = upload(torch.rand(pr.shape[0], generator=gen), pr.device)
             gp = gradient_penalty(critic, pr, pf, eps, r.gp_one_sided)
             loss = loss + self.penalty_scale * r.gp_weight * gp
-        if r.r1_gamma > 0 and step % r.r1_every == 0:
+        lazy = step % r.r1_every == 0  # R1 and R2 every r1_every steps, scaled by it
+        if r.r1_gamma > 0 and lazy:
             r1 = r1_penalty(critic, pack(real, r.pack))
             loss = loss + self.penalty_scale * 0.5 * r.r1_gamma * r.r1_every * r1
+        if r.r2_gamma > 0 and lazy:
+            r2 = r2_penalty(critic, pack(fake, r.pack))
+            loss = loss + self.penalty_scale * 0.5 * r.r2_gamma * r.r1_every * r2
         return loss, real_logits.detach(), fake_logits.detach()
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor,
                y: torch.Tensor | None, step: int, gen: torch.Generator) -> torch.Tensor:
         """G's loss on generated images ``fake`` (``real`` is read by relativistic losses)."""
+        if self.pairs:  # the real logits are constants for G: no graph through them
+            with torch.no_grad():
+                real_logits = self.score(D, self.view(real, step, gen), y)
+            return self.g_fn(self.score(D, self.view(fake, step, gen), y), real_logits)
         if self.needs_real:
             real_logits, fake_logits = self._both(D, real, fake, y, step, gen)
             return self.g_fn(fake_logits, real_logits)

@@ -83,6 +83,7 @@ def unsupported(trainer: Any, precision: str | None = None) -> str | None:
         (r.gp_weight > 0, "a gradient penalty"),
         (r.r1_gamma > 0 and any(_spectral_norm(q) is not None for q in trainer.D.modules()),
          "an R1 penalty with spectral norm in D"),
+        (r.r2_gamma > 0, "an R2 penalty"),
         (r.instance_noise > 0, "instance noise"),
         (r.pack != 1, "packing"),
         (bool(r.augment), "augmentation"),

@@ -45,6 +45,7 @@ def unsupported(trainer: Any, precision: str) -> str | None:
         (m.d_spectral_norm, "spectral norm in D"),
         (cfg.loss.name not in FUSED_LOSSES, f"loss.name={cfg.loss.name}"),
         (r.r1_gamma > 0, "an R1 penalty"),
+        (r.r2_gamma > 0, "an R2 penalty"),
         (r.instance_noise > 0, "instance noise"),
         (bool(r.augment), "augmentation"),
         (precision != "fp32", f"train.precision={precision}"),
