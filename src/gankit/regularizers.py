@@ -47,7 +47,7 @@ def r1_penalty(critic: Critic, real: torch.Tensor) -> torch.Tensor:
 def r2_penalty(critic: Critic, fake: torch.Tensor) -> torch.Tensor:
     """R2: E[||grad D(x)||^2] on generated samples (R3GAN pairs it with R1 and the relativistic
     pairing loss); multiply by gamma / 2 for the loss term."""
-    return _input_gradients(critic, fake.detach()).pow(2).sum(1).mean()
+    return _input_gradients(critic, fake).pow(2).sum(1).mean()
 
 
 def maybe_sn(module: nn.Module, use: bool) -> nn.Module:
