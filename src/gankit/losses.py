@@ -137,3 +137,7 @@ LOSSES: dict[str, tuple[DLoss, GLoss]] = {
 
 # Generator losses that need D's logits on a real batch too.
 NEEDS_REAL_FOR_G = frozenset({"relativistic", "relativistic_pair"})
+# Of those, the ones whose real logits are scored on their own, without a graph (constants for
+# G). The average form keeps one pass over both batches: the `text` preset's runs on record
+# were trained that way.
+REAL_SCORED_ALONE = frozenset({"relativistic_pair"})

@@ -12,7 +12,7 @@ from torch import nn
 
 from .augment import diff_augment
 from .config import Config
-from .losses import LOSSES, NEEDS_REAL_FOR_G
+from .losses import LOSSES, NEEDS_REAL_FOR_G, REAL_SCORED_ALONE
 from .regularizers import annealed, gradient_penalty, instance_noise, pack, r1_penalty, r2_penalty
 from .training.devices import upload
 
@@ -26,7 +26,7 @@ class Recipe:
         self.real_label = cfg.loss.real_label
         self.d_fn, self.g_fn = LOSSES[cfg.loss.name]
         self.needs_real = cfg.loss.name in NEEDS_REAL_FOR_G
-        self.pairs = cfg.loss.name == "relativistic_pair"  # G reads D's real logits, not grads
+        self.real_alone = cfg.loss.name in REAL_SCORED_ALONE
         self.sigmoid_d = cfg.model.d_output == "sigmoid"
         self.penalty_scale = 1.0  # raised by the divergence guard at each rollback
         self.noise_from = 0  # the step instance noise fades from (a guard remedy may move it)
@@ -79,7 +79,7 @@ class Recipe:
     def g_loss(self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor,
                y: torch.Tensor | None, step: int, gen: torch.Generator) -> torch.Tensor:
         """G's loss on generated images ``fake`` (``real`` is read by relativistic losses)."""
-        if self.pairs:  # the real logits are constants for G: no graph through them
+        if self.real_alone:  # the real logits are constants for G: no graph through them
             with torch.no_grad():
                 real_logits = self.score(D, self.view(real, step, gen), y)
             return self.g_fn(self.score(D, self.view(fake, step, gen), y), real_logits)
