@@ -273,6 +273,8 @@ def test_int_accepted_for_float() -> None:
         ("model.latent_dim=0", "model.latent_dim"),
         ("model.g_hidden=[]", "model.g_hidden"),
         ("model.d_hidden=[128, 0]", "model.d_hidden"),
+        ("model.d_head=[256, 0]", "model.d_head"),
+        ("model.d_head=[256]", "model.d_head"),  # the default preset's family is mlp
         ("model.leaky_slope=1.0", "model.leaky_slope"),
         ("model.leaky_slope=-0.2", "model.leaky_slope"),
         # unknown names

@@ -124,3 +124,35 @@ def test_sizes_the_architecture_cannot_make(family: str, shape: tuple[int, int, 
 def test_conditional_needs_labels() -> None:
     with pytest.raises(ConfigError, match="model.conditional needs labelled data"):
         models.build(cfg("dcgan", conditional=True), (1, 28, 28), 0)
+
+
+@pytest.mark.parametrize(("family", "side"), [("dcgan", 28), ("resnet", 32)])
+def test_d_head_adds_hidden_layers_that_shape_the_score(family: str, side: int) -> None:
+    shape = (3, side, side)
+    check_pair(cfg(family, d_head=(24, 12)), shape)
+    check_pair(cfg(family, d_head=(24,), conditional=True), shape, k=3)
+    if family == "dcgan":
+        check_pair(cfg(family, d_head=(24,)), shape, pack=2)
+    torch.manual_seed(0)
+    _, d = models.build(cfg(family, d_head=(24, 12), d_spectral_norm=True), shape)
+    linears = [m for m in d.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears][1:] == [(24, 12), (12, 1)]
+    assert all(parametrize.is_parametrized(m, "weight") for m in linears)
+    x = torch.randn(4, *shape)
+    d(x).sum().backward()
+    assert all(m.parametrizations.weight.original.grad.abs().sum() > 0 for m in linears)
+    # The score is not linear in the last convolutional features: doubling them does not
+    # double it (minus the bias), as it would with a linear head.
+    h = torch.randn(5, linears[0].in_features)
+    s1, s2 = d.head(h, None), d.head(2 * h, None)
+    bias = d.head(torch.zeros_like(h), None)
+    assert not torch.allclose(s2 - bias, 2 * (s1 - bias), atol=1e-4)
+
+
+def test_d_head_off_keeps_the_linear_heads_keys() -> None:
+    # Checkpoints of D's without a hidden head (every run before model.d_head) still load.
+    for family, side in (("dcgan", 28), ("resnet", 32)):
+        _, d = models.build(cfg(family, conditional=True, d_spectral_norm=False),
+                            (1, side, side), 3)
+        assert sorted(k for k in d.state_dict() if k.startswith("head.")) == [
+            "head.embed.weight", "head.linear.bias", "head.linear.weight"]

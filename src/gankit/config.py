@@ -160,6 +160,9 @@ class ModelConfig:
     # of the training data instead of labels; samples draw a cluster at its share of the data.
     clusters: int = 0
     base_channels: int = 64  # width of the convolutional families (dcgan, resnet)
+    # dcgan, resnet: hidden widths of D's head, between its convolutional features and its
+    # score (StyleGAN's epilogue); () = one linear layer
+    d_head: tuple[int, ...] = ()
     d_output: str = "linear"  # D's last layer: linear (a logit) or sigmoid (a probability)
     # mlp G: a linear path from G's input to its output beside the hidden layers, so the
     # Gaussian part of the data (white noise, a basis' linear structure) is one map
@@ -567,6 +570,11 @@ def validate(cfg: Config) -> None:
     for key, widths in (("model.g_hidden", m.g_hidden), ("model.d_hidden", m.d_hidden)):
         _require(len(widths) >= 1 and all(1 <= w <= 16384 for w in widths),
                  f"{key} must be a non-empty list of widths in 1..16384, got {list(widths)}")
+    _require(all(1 <= w <= 16384 for w in m.d_head),
+             f"model.d_head must be a list of widths in 1..16384, got {list(m.d_head)}")
+    _require(not m.d_head or m.family in FAMILY_SIZES,
+             f"model.d_head is the head of a convolutional D ({', '.join(FAMILY_SIZES)}); "
+             f"model.family={m.family} sets D's layers with model.d_hidden")
     _one_of("model.activation", m.activation, ACTIVATIONS)
     _require(not m.g_skip or m.family == "mlp",
              f"model.g_skip is a path of the mlp family's G, not of {m.family}")

@@ -105,10 +105,10 @@ def build(cfg: ModelConfig, image_shape: tuple[int, ...], num_classes: int = 0,
     elif cfg.family == "dcgan":
         g = DCGANGenerator(cfg.latent_dim, image_shape, cfg.base_channels, cfg.output, k)
         d = DCGANDiscriminator(d_shape, cfg.base_channels, cfg.leaky_slope,
-                               cfg.d_spectral_norm, k)
+                               cfg.d_spectral_norm, k, cfg.d_head)
     else:
         g = ResNetGenerator(cfg.latent_dim, image_shape, cfg.base_channels, cfg.output, k)
-        d = ResNetDiscriminator(d_shape, cfg.base_channels, cfg.d_spectral_norm, k)
+        d = ResNetDiscriminator(d_shape, cfg.base_channels, cfg.d_spectral_norm, k, cfg.d_head)
     if cfg.d_output == "sigmoid":
         d = SigmoidOutput(d)
     return g, d

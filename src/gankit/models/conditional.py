@@ -39,16 +39,25 @@ class ConditionalBatchNorm2d(nn.Module):
 
 
 class ProjectionHead(nn.Module):
-    """D's last layer: a linear score plus, when conditional, <embed(y), h> (Miyato & Koyama
+    """D's last layers: ``hidden`` fully connected layers (leaky ReLU of ``slope``), then a
+    linear score plus, when conditional, <embed(y), h> of the last features (Miyato & Koyama
     2018)."""
 
-    def __init__(self, features: int, num_classes: int, use_sn: bool) -> None:
+    def __init__(self, features: int, num_classes: int, use_sn: bool,
+                 hidden: tuple[int, ...] = (), slope: float = 0.2) -> None:
         super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [maybe_sn(nn.Linear(features, width), use_sn), nn.LeakyReLU(slope)]
+            features = width
+        self.hidden = nn.Sequential(*layers) if layers else None
         self.linear = maybe_sn(nn.Linear(features, 1), use_sn)
         self.embed = (maybe_sn(nn.Embedding(num_classes, features), use_sn)
                       if num_classes else None)
 
     def forward(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if self.hidden is not None:
+            h = self.hidden(h)
         out = self.linear(h).squeeze(1)
         if self.embed is not None:
             if y is None:

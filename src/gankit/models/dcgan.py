@@ -55,10 +55,12 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """Images (N, C, H, W) [+ labels (N,)] -> one logit each (N,); projection when conditional."""
+    """Images (N, C, H, W) [+ labels (N,)] -> one logit each (N,); projection when conditional.
+    ``head``: hidden widths between the convolutions and the logit."""
 
     def __init__(self, image_shape: tuple[int, int, int], base: int = 64, leaky_slope: float = 0.2,
-                 use_spectral_norm: bool = False, num_classes: int = 0) -> None:
+                 use_spectral_norm: bool = False, num_classes: int = 0,
+                 head: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.num_classes = num_classes
         c, side, _ = image_shape
@@ -71,7 +73,8 @@ class DCGANDiscriminator(nn.Module):
                        nn.LeakyReLU(leaky_slope)]
             ch_in, ch = ch, ch * 2
         self.net = nn.Sequential(*layers)
-        self.head = ProjectionHead(ch_in * start * start, num_classes, use_spectral_norm)
+        self.head = ProjectionHead(ch_in * start * start, num_classes, use_spectral_norm, head,
+                                   leaky_slope)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(layouts.flatten(self.net(x)), y)

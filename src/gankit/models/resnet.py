@@ -100,7 +100,8 @@ class ResNetDiscriminator(nn.Module):
     """Images (N, C, H, W) [+ labels (N,)] -> one logit each (N,); projection when conditional."""
 
     def __init__(self, image_shape: tuple[int, int, int], base: int = 64,
-                 use_spectral_norm: bool = True, num_classes: int = 0) -> None:
+                 use_spectral_norm: bool = True, num_classes: int = 0,
+                 head: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.num_classes = num_classes
         n = depth(image_shape[1])
@@ -108,7 +109,8 @@ class ResNetDiscriminator(nn.Module):
         blocks += [DBlock(base * 2 ** k, base * 2 ** (k + 1), use_spectral_norm)
                    for k in range(n - 1)]
         self.blocks = nn.Sequential(*blocks)
-        self.head = ProjectionHead(base * 2 ** (n - 1), num_classes, use_spectral_norm)
+        self.head = ProjectionHead(base * 2 ** (n - 1), num_classes, use_spectral_norm, head,
+                                   0.0)  # ReLU, as the blocks
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))
