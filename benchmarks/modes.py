@@ -11,7 +11,7 @@ channel classified by the built-in digit classifier, modes hit of 1,000 and KL t
     python benchmarks/modes.py                  # ring8 and grid25, 10 seeds (make bench-modes)
     python benchmarks/modes.py --fast           # one seed, fewer steps, looser bars
     python benchmarks/modes.py --mixture ring8 --seeds 2 --set model.activation=leaky_relu
-    python benchmarks/modes.py --stacked --no-mixtures --seeds 1   # stacked preset, ~25 min
+    python benchmarks/modes.py --stacked --no-mixtures --seeds 1   # stacked preset, ~30 min
     python benchmarks/modes.py --stacked --stacked-preset pacgan --no-mixtures
 """
 

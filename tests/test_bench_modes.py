@@ -60,7 +60,7 @@ def test_overrides_reach_the_2d_runs(bench: ModuleType) -> None:
 def test_stacked_fast(bench: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     """The stacked-digits path end to end in seconds: the automatic preset (stacked) is built,
     trains one step and is scored on 2,000 samples; that untrained G covers far fewer modes than
-    real stacked digits scored the same way. The full run (45,000 steps, 26,000 samples, ~25
+    real stacked digits scored the same way. The full run (45,000 steps, 26,000 samples, ~30
     minutes) is in BENCHMARKS.md."""
     assert bench.resolve(values={"data": {"source": bench.STACKED}}).preset == "stacked"
     n = bench.STACKED_FAST_SAMPLES
