@@ -184,10 +184,11 @@ def test_exact_resume(tmp_path: Path, preset: str) -> None:
 
 
 def test_exact_resume_relativistic_pair_with_r1_and_r2(tmp_path: Path) -> None:
-    # The stacked preset's recipe (pairs of packed samples, R1 and R2 on alternate steps) on
-    # the built-in digits: an interrupted run resumes bit for bit.
+    # The stacked preset's recipe (pairs of packed samples, R1 and R2 on alternate steps, a
+    # hidden layer in D's head) on the built-in digits: an interrupted run resumes bit for bit.
     cfg = resolve("pacgan", values={"train": {**TINY, "steps": 6}, "loss": {
-        "name": "relativistic_pair"}, "reg": {"r1_gamma": 1.0, "r2_gamma": 1.0, "r1_every": 2}})
+        "name": "relativistic_pair"}, "reg": {"r1_gamma": 1.0, "r2_gamma": 1.0, "r1_every": 2},
+        "model": {"d_head": [16]}})
     gankit.train(cfg, out=tmp_path / "a", progress=False)
     run_to(tmp_path / "b", cfg, 3)
     a, b = final_state(tmp_path / "a"), final_state(tmp_path / "b")
