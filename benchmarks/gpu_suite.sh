@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# Every GPU check in one short script (about 6 minutes on one H100), for a machine lent for
-# minutes: the CUDA tests, the speed table on the GPU (reference loop vs gankit), the dcgan preset
-# in fp32/bf16/fp16, the default `gankit train` on the GPU, then the whole suite with CUDA present.
+# Every GPU check in one short script (about 8 minutes on one H100), for a machine lent for
+# minutes: the CUDA tests, the fused step as a CUDA graph (gpu_graph.py), the speed table on the
+# GPU (reference loop vs gankit), the dcgan preset in fp32/bf16/fp16, the default `gankit train`
+# on the GPU, then the whole suite with CUDA present.
 # Runs from the repository root against src/ (no install needed: torch, numpy, safetensors,
 # pillow, matplotlib, scipy, pytest and hypothesis must be importable). Logs go to $OUT (or
 # ./gpu-out), the tables to stdout.
 #
 #     bash benchmarks/gpu_suite.sh                 # everything
-#     bash benchmarks/gpu_suite.sh tests suite     # some sections: machine tests train speed
-#                                                  # precision suite
+#     bash benchmarks/gpu_suite.sh tests suite     # some sections: machine tests graph train
+#                                                  # speed precision suite
 set -u
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src:$PWD/benchmarks PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 PY=${PYTHON:-python3}
 
-SECTIONS=${*:-machine tests train speed precision suite}
+SECTIONS=${*:-machine tests graph train speed precision suite}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 section() { echo; echo "=== $1 ($(date -u +%T))"; }
 
@@ -29,6 +30,13 @@ fi
 if want tests; then
     section "CUDA tests"
     timeout 120 $PY -m pytest -q -p no:cacheprovider tests/test_devices.py 2>&1 | tail -n 15
+fi
+
+if want graph; then
+    section "the fused step as a CUDA graph (generic / fused / graphed, and their agreement)"
+    timeout 120 $PY -m pytest -q -p no:cacheprovider tests/test_graphed.py -k cuda 2>&1 | tail -n 15
+    timeout 150 $PY benchmarks/gpu_graph.py --repeats 3 --seconds 2 \
+        --cases seed:128 seed:512 classic:128 digits:64 2>&1 | tee "$OUT/gpu_graph.txt"
 fi
 
 if want train; then

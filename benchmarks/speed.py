@@ -182,7 +182,7 @@ def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: l
             ms[name].append(t)
             mem[name].append(m)
     out = {"case": f"{preset}:{batch}", "flops": flops, "threads": torch.get_num_threads(),
-           "precision": ours.precision, "step": ours.step_kind.split(" ")[0],
+           "precision": ours.precision, "step": ours.step_kind.split(" (")[0],
            "jax_why": jax_why}
     for name, _ in loops:
         out[f"{name}_ms"] = statistics.median(ms[name])

@@ -34,8 +34,16 @@ class Conditioning:
               ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Rows of the training data for a batch of ``n`` (this rank's ``part`` of them, on
         ``device``) and their conditions."""
-        idx = torch.randint(self.size, (n,), generator=gen)[part]
-        return upload(idx, device), None
+        idx = upload(self.rows(n, gen, part), device)
+        return idx, self.of(idx)
+
+    def rows(self, n: int, gen: torch.Generator, part: slice) -> torch.Tensor:
+        """The row indices ``batch`` draws (on the CPU), before their conditions are read."""
+        return torch.randint(self.size, (n,), generator=gen)[part]
+
+    def of(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """The conditions of rows ``idx``, on their device (None: no condition)."""
+        return None
 
     def sample(self, n: int, gen: torch.Generator) -> torch.Tensor | None:
         """Conditions for ``n`` generated samples, at their share of the data (CPU)."""
@@ -66,10 +74,8 @@ class Labels(Conditioning):
         self.share = label_share(labels, num_labels)  # each label's share: samples draw by it
         self.centroids = centroids
 
-    def batch(self, n: int, gen: torch.Generator, part: slice, device: torch.device
-              ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx, _ = super().batch(n, gen, part, device)
-        return idx, self.labels.index_select(0, idx)
+    def of(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.labels.index_select(0, idx)
 
     def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
         return draw_labels(self.share, n, gen)

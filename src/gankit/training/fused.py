@@ -49,7 +49,7 @@ from ..losses import LOSSES
 from ..models.mlp import MLPDiscriminator, MLPGenerator
 from ..optim import Adam
 from ..regularizers import r1_penalty
-from . import fast
+from . import devices, fast
 
 ACTIVATIONS = ("leaky_relu", "relu")
 # precisions whose products the fused step runs in a lower type (fp32 masters, Adam and loss)
@@ -89,7 +89,7 @@ def unsupported(trainer: Any, precision: str | None = None) -> str | None:
         (bool(r.augment), "augmentation"),
         (precision != "fp32" and precision not in LOW, f"train.precision={precision}"),
         (trainer.world.size > 1, "several processes"),
-        (trainer.device.type != "cpu", f"the {trainer.device.type} device"),
+        (trainer.device.type not in ("cpu", "cuda"), f"the {trainer.device.type} device"),
         (not isinstance(trainer.G, MLPGenerator) or not isinstance(trainer.D, MLPDiscriminator),
          "networks of another kind"),
     )
@@ -115,15 +115,25 @@ def unsupported(trainer: Any, precision: str | None = None) -> str | None:
     return None
 
 
-def build(trainer: Any) -> tuple[FusedStep | None, str | None]:
-    """(The fused step for ``trainer``, None) where it applies, else (None, the reason)."""
+def build(trainer: Any) -> tuple[Any, str | None]:
+    """(The fused step for ``trainer``, None) where it applies, else (None, the reason).
+
+    On CUDA the step never waits for the GPU, and with ``train.cuda_graph`` it is captured as
+    a CUDA graph at its first call (training/graphed.py).
+    """
     reason = unsupported(trainer)
     if reason is not None:
         return None, reason
     if trainer.cfg.model.family == "tabular":
         from .fused_table import FusedTableStep
         return FusedTableStep(trainer), None
-    return FusedStep(trainer), None
+    if trainer.device.type != "cuda":
+        return FusedStep(trainer), None
+    step = FusedStep(trainer, sync_free=True)
+    if not trainer.cfg.train.cuda_graph:
+        return step, None
+    from .graphed import GraphedStep
+    return GraphedStep(step), None
 
 
 def _spectral_norm(module: nn.Module) -> nn.Module | None:
@@ -144,9 +154,15 @@ class Flat:
     """
 
     def __init__(self, params: list[nn.Parameter], opt: Adam,
-                 low: torch.dtype | None = None) -> None:
+                 low: torch.dtype | None = None, sync_free: bool = False) -> None:
         self.params = params
         self.opt = opt
+        # no host reads of device values (spectral norm's sigma stays a tensor): a CUDA step
+        # that never waits for the GPU, and that a CUDA graph can capture
+        self.sync_free = sync_free
+        # a learning rate held in a tensor (a captured step reads each step's rate from it);
+        # None: the optimizer's own rate
+        self.lr: torch.Tensor | None = None
         n = sum(p.numel() for p in params)
         dev = params[0].device
         self.param = torch.empty(n, device=dev)
@@ -216,11 +232,14 @@ class Flat:
         """Make the optimizer's state the flat moments (carrying over any state it holds).
 
         Each parameter's step count is its own element of one small tensor, so one addition
-        counts them all.
+        counts them all; that tensor, once made, is kept (a captured step adds to it).
         """
         if self.counts is not None and self._bound():
             return
-        self.counts = torch.zeros(len(self.params), device=self.param.device)
+        if self.counts is None:
+            self.counts = torch.zeros(len(self.params), device=self.param.device)
+        else:
+            self.counts.zero_()
         for i, (p, (lo, hi)) in enumerate(zip(self.params, self.spans, strict=True)):
             state = self.opt.state[p]
             m, v = self.exp_avg[lo:hi].view(p.shape), self.exp_avg_sq[lo:hi].view(p.shape)
@@ -241,8 +260,9 @@ class Flat:
         group = self.opt.param_groups[0]
         beta1, beta2 = group["betas"]
         self.counts.add_(1.0)
+        lr = group["lr"] if self.lr is None else self.lr
         torch._fused_adam_([self.param], [self.grad], [self.exp_avg], [self.exp_avg_sq], [],
-                           [self._count], lr=group["lr"], beta1=beta1, beta2=beta2,
+                           [self._count], lr=lr, beta1=beta1, beta2=beta2,
                            weight_decay=0.0, eps=group["eps"], amsgrad=False, maximize=False)
 
 
@@ -262,11 +282,13 @@ class Dense:
     grad_b: torch.Tensor | None
     master_grad_w: torch.Tensor  # the weight's fp32 gradient (grad_w itself in fp32)
     sn: nn.Module | None = None
-    scale: float = 1.0  # with spectral norm: 1 / sigma of the current pass
+    scale: float | torch.Tensor = 1.0  # with spectral norm: 1 / sigma of the current pass
     formed: bool = False  # whether grad_w was written since the last ``through_norm``
-    # with spectral norm and bf16 products: ``w`` is a buffer of W / sigma in bf16 (as the
-    # generic step's autocast casts the normalised weight), and the gradients are of it
+    # with spectral norm and bf16 products (or a sync-free step): ``w`` is a buffer of
+    # W / sigma (in bf16 as the generic step's autocast casts the normalised weight), and the
+    # gradients are of it
     folded: bool = False
+    sync_free: bool = False  # sigma and 1 / sigma stay tensors (see ``Flat.sync_free``)
 
     def normalise(self) -> None:
         """With spectral norm: the power iteration (in training mode) on the module's u and v
@@ -276,7 +298,9 @@ class Dense:
             return
         w = self.weight.detach()
         u, v = sn._u, sn._v
-        if sn.training:
+        if self.sync_free:
+            sigma = _sigma_on_device(w, u, v, sn)
+        elif sn.training:
             for _ in range(sn.n_power_iterations):
                 torch.mv(w, v, out=u)
                 u.mul_(1.0 / max(float(torch.linalg.vector_norm(u)), sn.eps))
@@ -318,7 +342,8 @@ class Dense:
         """An embedding's weight gradient into the flat buffer, from its rows' gradients."""
         self.grad_w.zero_()
         g_rows = g_rows.to(self.grad_w.dtype)  # (bf16 products: cast back, as autograd does)
-        self.grad_w.index_add_(0, y, g_rows if self.sn is None else g_rows * self.scale)
+        scaled = self.sn is None or self.folded  # (folded: the gradient of W / sigma)
+        self.grad_w.index_add_(0, y, g_rows if scaled else g_rows * self.scale)
         self.formed = True
 
     def through_norm(self) -> None:
@@ -330,9 +355,28 @@ class Dense:
             g, w = self.master_grad_w, self.weight.detach()
             if self.folded:  # the gradient of W / s, as G / s
                 g.mul_(self.scale)
-            coef = float(torch.vdot(g.view(-1), w.view(-1))) * self.scale
-            g.addr_(self.sn._u, self.sn._v, alpha=-coef)
+            if self.sync_free:
+                coef = torch.vdot(g.view(-1), w.view(-1)) * self.scale
+                g.addr_(self.sn._u * coef, self.sn._v, alpha=-1.0)
+            else:
+                coef = float(torch.vdot(g.view(-1), w.view(-1))) * self.scale
+                g.addr_(self.sn._u, self.sn._v, alpha=-coef)
         self.formed = False
+
+
+def _sigma_on_device(w: torch.Tensor, u: torch.Tensor, v: torch.Tensor, sn: nn.Module
+                     ) -> torch.Tensor:
+    """Spectral norm's sigma of ``w`` as a tensor, its power iteration (in training mode) on
+    ``u`` and ``v`` as the parametrization runs it, with no value read back to the host."""
+    if not sn.training:
+        return torch.vdot(u, torch.mv(w, v))
+    for _ in range(sn.n_power_iterations):
+        torch.mv(w, v, out=u)
+        u.div_(torch.linalg.vector_norm(u).clamp_min(sn.eps))
+        torch.mv(w.t(), u, out=v)
+        n = torch.linalg.vector_norm(v)
+        v.div_(n.clamp_min(sn.eps))
+    return n * n / n.clamp_min(sn.eps)
 
 
 def _dense(module: nn.Linear | nn.Embedding, flat: Flat) -> Dense:
@@ -348,12 +392,12 @@ def _dense(module: nn.Linear | nn.Embedding, flat: Flat) -> Dense:
                 flat.mark_low(p)
     else:
         w, b, grads = weight.detach(), None if bias is None else bias.detach(), flat.grad
-    folded = low and sn is not None
+    folded = (low or flat.sync_free) and sn is not None
     if folded:
         w = torch.empty_like(w)
     layer = Dense(weight, bias, w, b, flat.view(grads, weight),
                   None if bias is None else flat.view(grads, bias), flat.grad_of(weight), sn,
-                  folded=folded)
+                  folded=folded, sync_free=flat.sync_free)
     flat.dense.append(layer)
     return layer
 
@@ -535,19 +579,30 @@ class Labelled:
 
 
 class FusedStep:
-    """One training step of ``trainer`` (D step(s), G step, EMA, statistics), fused."""
+    """One training step of ``trainer`` (D step(s), G step, EMA, statistics), fused.
 
-    def __init__(self, trainer: Any) -> None:
+    A step is its random inputs (``draw``: rows and noise from the trainer's generators, on the
+    host) and its arithmetic on them (``compute``). With ``sync_free`` the arithmetic never reads
+    a device value back to the host, so a CUDA graph can capture it (training/graphed.py).
+    """
+
+    kind = "fused"
+
+    def __init__(self, trainer: Any, sync_free: bool = False) -> None:
         self.trainer = trainer
         m = trainer.cfg.model
         low = LOW.get(trainer.precision)
-        self.flat_g = Flat(list(trainer.opt_g.param_groups[0]["params"]), trainer.opt_g, low)
-        self.flat_d = Flat(list(trainer.opt_d.param_groups[0]["params"]), trainer.opt_d, low)
+        self.flat_g = Flat(list(trainer.opt_g.param_groups[0]["params"]), trainer.opt_g, low,
+                           sync_free)
+        self.flat_d = Flat(list(trainer.opt_d.param_groups[0]["params"]), trainer.opt_d, low,
+                           sync_free)
         self.g = MLP(trainer.G.net, self.flat_g, m.activation, m.leaky_slope, trainer.G.skip)
         self.d = MLP(trainer.D.net, self.flat_d, m.activation, m.leaky_slope)
         self.labelled = (Labelled(trainer, self.flat_g, self.flat_d)
                          if trainer.cond.num_labels else None)
         self.ema: torch.Tensor | None = None
+        # the EMA's weight held in a tensor (as ``Flat.lr``); None: computed from the step
+        self.ema_weight: torch.Tensor | None = None
         if trainer.G_ema is not None:
             ema_params = list(trainer.G_ema.parameters())
             self.ema = torch.empty_like(self.flat_g.param)
@@ -563,9 +618,8 @@ class FusedStep:
         # the training samples as the products read them (a bf16 copy with bf16 products)
         self.x = trainer.x if low is None else trainer.x.to(low)
 
-    def generate(self, y: torch.Tensor | None, out: torch.Tensor) -> None:
-        """G's output for fresh noise (and labels ``y``) into ``out``."""
-        z = self.trainer._noise()
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None, out: torch.Tensor) -> None:
+        """G's output for noise ``z`` (and labels ``y``) into ``out``."""
         self.g.forward(z if y is None else self.labelled.g_input(z, y), out=out)
 
     def generator_backward(self, g_x: torch.Tensor, y: torch.Tensor | None) -> None:
@@ -609,14 +663,63 @@ class FusedStep:
                 self.flat_d.grad[lo:hi] += grad.reshape(-1)
         return term.detach()
 
+    def draw(self, shapes_only: bool = False) -> list[torch.Tensor]:
+        """This step's random inputs, on the host, drawn as the generic step draws them: for
+        each D step its rows and its noise, then G's own noise unless G reuses D's batch
+        (``shapes_only``: uninitialised tensors of their shapes, drawing nothing)."""
+        tr = self.trainer
+        t = tr.cfg.train
+        b = self.batch
+
+        def rows() -> torch.Tensor:
+            if shapes_only:
+                return torch.empty(b, dtype=torch.long)[tr.part]
+            return tr.cond.rows(b, tr.gen_data, tr.part)
+
+        def noise() -> torch.Tensor:
+            if shapes_only:
+                return torch.empty(tr.draw, tr.noise_dim)[tr.part]
+            return torch.randn(tr.draw, tr.noise_dim, generator=tr.gen_noise)[tr.part]
+
+        out = []
+        for _ in range(t.d_steps):
+            out += [rows(), noise()]
+        if not (t.reuse_fake and t.d_steps == 1):
+            out.append(noise())
+        return out
+
+    def r1_due(self) -> bool:
+        """Whether this step's D loss takes R1 (every ``reg.r1_every`` steps)."""
+        tr = self.trainer
+        r = tr.recipe.reg
+        return r.r1_gamma > 0 and tr.step % r.r1_every == 0
+
+    def ema_decay(self) -> float:
+        """The EMA's decay at this step: warming up to ``train.ema``, as the generic step's."""
+        step = self.trainer.step
+        return min(self.trainer.cfg.train.ema, (1.0 + step) / (10.0 + step))
+
     @torch.no_grad()
     def __call__(self) -> None:
         """Train one step, as ``Trainer.train_step`` does."""
         tr = self.trainer
+        if tr.cfg.train.lr_decay > 0:
+            tr.set_rates()
+        stats = self.compute([devices.upload(x, tr.device) for x in self.draw()],
+                             self.r1_due())
+        tr._acc += stats
+        tr._acc_steps += 1
+        tr.step += 1
+
+    @torch.no_grad()
+    def compute(self, inputs: list[torch.Tensor], r1: bool, out: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """The step's arithmetic on its inputs (``draw``'s, on the device; R1 in D's loss if
+        ``r1``): both players' updates and the EMA. Returns the step's statistics (D's loss,
+        G's loss, D's mean output on real and on fake), in ``out`` if given."""
+        tr = self.trainer
         t = tr.cfg.train
         reuse = t.reuse_fake and t.d_steps == 1
-        if t.lr_decay > 0:
-            tr.set_rates()
         b = self.batch
         both = self.both
         flat = both.view(2 * b, -1)
@@ -625,25 +728,25 @@ class FusedStep:
         # the flat buffers' version counters do not see)
         self.flat_g.lower()
         self.flat_d.lower()
-        for _ in range(t.d_steps):
-            idx, y = tr.cond.batch(b, tr.gen_data, tr.part, tr.device)
+        for k in range(t.d_steps):
+            idx, z = inputs[2 * k], inputs[2 * k + 1]
+            y = tr.cond.of(idx)
             torch.index_select(self.x, 0, idx, out=both[:b])
-            self.generate(y, out=flat[b:])
+            self.generate(z, y, out=flat[b:])
             y2 = None if y is None else torch.cat([y, y])
             logits = self.discriminate(flat, y2)
             p = torch.sigmoid(logits)
             loss_d, g_logits = self.loss.d(logits, p)
             self.discriminator_backward(g_logits, y2, weights=True)
             self.flat_d.finish()
-            r = tr.recipe.reg
-            if r.r1_gamma > 0 and tr.step % r.r1_every == 0:
+            if r1:
                 loss_d = loss_d + self._r1(both[:b], y)
             self.flat_d.adam()
             self.flat_d.lower()
         d_stats = p.view(2, b).mean(1)
 
         if not reuse:
-            self.generate(y, out=flat[b:])
+            self.generate(inputs[-1], y, out=flat[b:])
         fake = flat[b:]
         fake_out = self.discriminate(fake, y)
         loss_g, g_fake = self.loss.g(fake_out, torch.sigmoid(fake_out))
@@ -652,8 +755,17 @@ class FusedStep:
         self.flat_g.adam()
 
         if self.ema is not None:
-            decay = min(t.ema, (1.0 + tr.step) / (10.0 + tr.step))
-            self.ema.lerp_(self.flat_g.param, 1.0 - decay)
-        tr._acc += torch.cat([loss_d.view(1), loss_g.view(1), d_stats])
-        tr._acc_steps += 1
-        tr.step += 1
+            weight = 1.0 - self.ema_decay() if self.ema_weight is None else self.ema_weight
+            self.ema.lerp_(self.flat_g.param, weight)
+        return torch.cat([loss_d.view(1), loss_g.view(1), d_stats], out=out)
+
+    def state(self) -> list[torch.Tensor]:
+        """Every tensor a step writes that outlives it: parameters, moments, step counts, the
+        EMA and spectral norm's vectors (what a captured step's check saves and restores)."""
+        out = []
+        for flat in (self.flat_g, self.flat_d):
+            flat.bind()
+            out += [flat.param, flat.exp_avg, flat.exp_avg_sq, flat.counts]
+            out += [u for layer in flat.dense if layer.sn is not None
+                    for u in (layer.sn._u, layer.sn._v)]
+        return out + ([] if self.ema is None else [self.ema])

@@ -277,6 +277,8 @@ class Critic:
 class FusedTableStep:
     """One training step of a tabular ``trainer`` (D step(s), G step, EMA, statistics), fused."""
 
+    kind = "fused"
+
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer
         m = trainer.cfg.model

@@ -173,12 +173,13 @@ class Trainer:
         self.watch = CollapseWatch(self, watch_seed)
         self.board = board(cfg, run_dir)  # train.tensorboard: RUN/tb/ mirrors the run's records
         self.stop_requested = False
+        self.notices: list[str] = []  # what a step reports once (``fit`` prints it)
         self._stop_agreed = False  # under torchrun: whether any rank asked to stop this step
         # The fused step where the config allows it (training/fused.py), else the generic one.
         if t.precision == "auto" and self.precision != "fp32":
             self.precision = auto_precision(self)
         self._fused, why = fused.build(self)
-        self.step_kind = "fused" if self._fused is not None else f"generic ({why})"
+        self.step_kind = self._fused.kind if self._fused is not None else f"generic ({why})"
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -330,7 +331,7 @@ class Trainer:
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
         self.d_wide = wide
         self._fused, why = fused.build(self)
-        self.step_kind = "fused" if self._fused is not None else f"generic ({why})"
+        self.step_kind = self._fused.kind if self._fused is not None else f"generic ({why})"
 
     def apply_remedies(self) -> None:
         """Make the networks and the recipe what the guard's rollbacks so far made them (a
@@ -377,6 +378,10 @@ class Trainer:
         try:
             while self.step < t.steps:
                 self.train_step()
+                if self.notices:
+                    for note in self.notices:
+                        bar.message(f"gankit: note: {note}")
+                    self.notices.clear()
                 last = self.step == t.steps
                 # a log step also ends pre-training, so no record mixes the two phases
                 if self.step % t.log_every == 0 or last or self.step == t.pretrain_steps:

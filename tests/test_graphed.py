@@ -1,0 +1,167 @@
+"""The fused step captured as a graph (training/graphed.py), on the CPU: the capture is a
+stand-in that records the step's operators once and replays them (tests/tape.py), so what a
+CUDA graph would bake in at capture (a Python float, a host read) shows here as a wrong run."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+import gankit
+from gankit.config import Config
+from gankit.training.fused import FusedStep
+from gankit.training.graphed import GraphedStep
+from gankit.training.trainer import Trainer
+
+from .tape import HostRead, tape_capture
+from .test_fused import CASES, assert_close, config
+
+KEYS = ("G", "D", "G_ema", "opt_g", "opt_d", "rng", "acc", "acc_steps")
+
+
+def graphed(cfg: Config, capture: Callable[..., Any] = tape_capture) -> Trainer:
+    """A trainer of ``cfg`` whose step is the sync-free fused step, captured by ``capture``."""
+    tr = Trainer(cfg, gankit.load_data(cfg.data))
+    assert tr.step_kind == "fused"
+    tr._fused = GraphedStep(FusedStep(tr, sync_free=True), capture)
+    return tr
+
+
+def eager(cfg: Config, sync_free: bool = False) -> Trainer:
+    tr = Trainer(cfg, gankit.load_data(cfg.data))
+    if sync_free:
+        tr._fused = FusedStep(tr, sync_free=True)
+    return tr
+
+
+def run(tr: Trainer, steps: int) -> Trainer:
+    for _ in range(steps):
+        tr.train_step()
+    return tr
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_replayed_step_trains_the_eager_run(name: str) -> None:
+    cfg = CASES[name]
+    ours, ref = run(graphed(cfg), 12), run(eager(cfg), 12)
+    r1_always = cfg.reg.r1_gamma > 0 and cfg.reg.r1_every == 1  # (R1's steps run eagerly)
+    assert (ours._fused.replay is None) == r1_always and ours._fused.refused is None
+    assert ours.step == ref.step == 12 and not ours.notices
+    a, b = ours.state(), ref.state()
+    for key in KEYS:
+        assert_close(a[key], b[key], key)
+
+
+def test_the_sync_free_step_is_the_eager_one() -> None:
+    # spectral norm's sigma kept on the device, on D's layers and its class embedding
+    cfg = CASES["conditional-sn"]
+    a, b = run(eager(cfg, sync_free=True), 12).state(), run(eager(cfg), 12).state()
+    for key in KEYS:
+        assert_close(a[key], b[key], key)
+
+
+def test_the_eager_fused_step_reads_values_on_the_host() -> None:
+    # what the graphed step avoids: the CPU step reads spectral norm's sigma as a float
+    tr = eager(CASES["classic"])
+    run(tr, 1)
+    with pytest.raises(HostRead):
+        tape_capture(lambda: tr._fused.compute(
+            [x.to(tr.device) for x in tr._fused.draw()], r1=False))
+
+
+def test_rates_and_the_average_change_between_replays() -> None:
+    # a decaying rate, the EMA's warm-up and R1 every other step, over one capture
+    cfg = config("digits", reg={"r1_gamma": 1.0, "r1_every": 2}, lr_decay=1.0, steps=12)
+    ours = run(graphed(cfg), 12)
+    ref = run(eager(cfg), 12)
+    assert ours.opt_g.param_groups[0]["lr"] == ref.opt_g.param_groups[0]["lr"] < 2e-4
+    a, b = ours.state(), ref.state()
+    for key in KEYS:
+        assert_close(a[key], b[key], key)
+
+
+def test_a_failed_capture_falls_back_to_the_eager_step() -> None:
+    def broken(fn: Callable[[], Any]) -> Callable[[], None]:
+        fn()  # (a capture that fails part way: the step's tensors were written)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    cfg = CASES["classic"]
+    ours, ref = run(graphed(cfg, broken), 6), run(eager(cfg), 6)
+    assert ours._fused.refused.startswith("capture failed: RuntimeError: operation not")
+    assert ours.step_kind == "fused" and len(ours.notices) == 1
+    a, b = ours.state(), ref.state()
+    for key in KEYS:
+        assert_close(a[key], b[key], key)
+
+
+def test_a_replay_that_disagrees_is_dropped() -> None:
+    def skewed(fn: Callable[[], Any]) -> Callable[[], None]:
+        replay = tape_capture(fn)
+        tr = holder[0]
+
+        def wrong() -> None:
+            replay()
+            tr.G.net[0].weight.data.mul_(1.01)  # a replay that computes something else
+
+        return wrong
+
+    cfg = CASES["seed"]
+    holder = [graphed(cfg, skewed)]
+    ours, ref = run(holder[0], 5), run(eager(cfg), 5)
+    assert "differed from the eager step by" in ours._fused.refused
+    a, b = ours.state(), ref.state()
+    for key in KEYS:
+        assert_close(a[key], b[key], key)
+
+
+def test_a_rollback_between_replays_is_seen_by_the_graph() -> None:
+    # the guard's rollback loads a saved state through the modules and optimizers: the graph
+    # must go on from it (the flat buffers and the step counts are written in place)
+    cfg = CASES["classic"]
+    ours, ref = graphed(cfg), eager(cfg)
+    run(ours, 3)
+    run(ref, 3)
+    saved = {**copy.deepcopy(ref.state()), "step": ref.step}
+    run(ours, 2)
+    ours.load_state(saved)
+    run(ours, 4)
+    run(ref, 4)
+    assert ours._fused.replay is not None
+    a, b = ours.state(), ref.state()
+    for key in KEYS:
+        assert_close(a[key], b[key], key)
+
+
+def test_a_change_of_mode_is_captured_again() -> None:
+    # spectral norm in evaluation mode skips the power iteration: a graph captured in training
+    # mode would go on iterating, so the step is captured again
+    cfg = CASES["classic"]
+    ours, ref = graphed(cfg), eager(cfg)
+    run(ours, 2)
+    run(ref, 2)
+    first = ours._fused.replay
+    for tr in (ours, ref):
+        tr.D.eval()
+    run(ours, 3)
+    run(ref, 3)
+    assert ours._fused.replay is not None and ours._fused.replay is not first
+    a, b = ours.state(), ref.state()
+    for key in KEYS:
+        assert_close(a[key], b[key], key)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["seed", "classic", "digits", "conditional-sn"])
+def test_on_cuda_the_graph_trains_the_eager_run(name: str) -> None:
+    cfg = CASES[name].replace(train={"device": "cuda"})
+    ours = run(Trainer(cfg, gankit.load_data(cfg.data)), 12)
+    ref = run(Trainer(cfg.replace(train={"cuda_graph": False}), gankit.load_data(cfg.data)), 12)
+    assert ours.step_kind == "fused, CUDA graph" and not ours.notices, ours.notices
+    assert ref.step_kind == "fused"
+    a, b = ours.state(), ref.state()
+    for key in KEYS:
+        assert_close(a[key], b[key], key)
