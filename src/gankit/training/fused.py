@@ -1,11 +1,12 @@
 """The fused training step of the fully connected family: the arithmetic of one step and no more.
 
 The generic step (``Trainer.train_step``) runs autograd over the modules and one Adam per player.
-For a fully connected G and D on the CPU in fp32, this module computes the same step as explicit
-matrix products into buffers allocated once: activation and loss gradients are formed in place,
-D's weight gradients are never formed in G's step (nor its first layer's input gradient in its
-own), every player's parameters, gradients and Adam moments live in one flat buffer updated by
-one fused Adam call, and G's moving average is one interpolation of two flat buffers.
+For a fully connected G and D (on the CPU, or on CUDA where training/graphed.py replays it as
+one CUDA graph), this module computes the same step as explicit matrix products into buffers
+allocated once: activation and loss gradients are formed in place, D's weight gradients are
+never formed in G's step (nor its first layer's input gradient in its own), every player's
+parameters, gradients and Adam moments live in one flat buffer updated by one fused Adam call,
+and G's moving average is one interpolation of two flat buffers.
 
 The modules keep their parameters (now views into the flat buffers) and the optimizers keep their
 usual per-parameter state (views into the flat moments), so ``state_dict``, checkpoints, resume
