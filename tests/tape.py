@@ -69,11 +69,12 @@ def tape_capture(fn: Callable[[], Any]) -> Callable[[], None]:
         def is_ref(x: Any) -> bool:
             return isinstance(x, tuple) and len(x) == 2 and x[0] in ("made", "outside", "value")
 
-        for k, (func, args, kwargs) in enumerate(ops):
-            a = tree_map(resolve, args, is_leaf=is_ref)
-            kw = tree_map(resolve, kwargs, is_leaf=is_ref)
-            leaves, _ = tree_flatten(func(*a, **kw))
-            for j, leaf in enumerate(leaves):
-                made[(k, j)] = leaf
+        with torch.no_grad():  # (the operators recorded are below autograd: backward's too)
+            for k, (func, args, kwargs) in enumerate(ops):
+                a = tree_map(resolve, args, is_leaf=is_ref)
+                kw = tree_map(resolve, kwargs, is_leaf=is_ref)
+                leaves, _ = tree_flatten(func(*a, **kw))
+                for j, leaf in enumerate(leaves):
+                    made[(k, j)] = leaf
 
     return replay

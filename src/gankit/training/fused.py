@@ -133,8 +133,35 @@ def build(trainer: Any) -> tuple[Any, str | None]:
     step = FusedStep(trainer, sync_free=True)
     if not trainer.cfg.train.cuda_graph:
         return step, None
-    from .graphed import GraphedStep
-    return GraphedStep(step), None
+    from .graphed import FusedSource, GraphedStep
+    return GraphedStep(FusedSource(step)), None
+
+
+def draws(trainer: Any, shapes_only: bool = False) -> list[torch.Tensor]:
+    """One step's random inputs, on the host, drawn as the generic step draws them (for
+    labels, classes or clusters): for each D step its rows and its noise, then G's own noise
+    unless G reuses D's batch (``shapes_only``: uninitialised tensors of their shapes, drawing
+    nothing)."""
+    tr = trainer
+    t = tr.cfg.train
+    b = tr.draw
+
+    def rows() -> torch.Tensor:
+        if shapes_only:
+            return torch.empty(b, dtype=torch.long)[tr.part]
+        return tr.cond.rows(b, tr.gen_data, tr.part)
+
+    def noise() -> torch.Tensor:
+        if shapes_only:
+            return torch.empty(b, tr.noise_dim)[tr.part]
+        return torch.randn(b, tr.noise_dim, generator=tr.gen_noise)[tr.part]
+
+    out = []
+    for _ in range(t.d_steps):
+        out += [rows(), noise()]
+    if not (t.reuse_fake and t.d_steps == 1):
+        out.append(noise())
+    return out
 
 
 def _spectral_norm(module: nn.Module) -> nn.Module | None:
@@ -665,40 +692,14 @@ class FusedStep:
         return term.detach()
 
     def draw(self, shapes_only: bool = False) -> list[torch.Tensor]:
-        """This step's random inputs, on the host, drawn as the generic step draws them: for
-        each D step its rows and its noise, then G's own noise unless G reuses D's batch
-        (``shapes_only``: uninitialised tensors of their shapes, drawing nothing)."""
-        tr = self.trainer
-        t = tr.cfg.train
-        b = self.batch
-
-        def rows() -> torch.Tensor:
-            if shapes_only:
-                return torch.empty(b, dtype=torch.long)[tr.part]
-            return tr.cond.rows(b, tr.gen_data, tr.part)
-
-        def noise() -> torch.Tensor:
-            if shapes_only:
-                return torch.empty(tr.draw, tr.noise_dim)[tr.part]
-            return torch.randn(tr.draw, tr.noise_dim, generator=tr.gen_noise)[tr.part]
-
-        out = []
-        for _ in range(t.d_steps):
-            out += [rows(), noise()]
-        if not (t.reuse_fake and t.d_steps == 1):
-            out.append(noise())
-        return out
+        """This step's random inputs on the host (see ``draws``)."""
+        return draws(self.trainer, shapes_only)
 
     def r1_due(self) -> bool:
         """Whether this step's D loss takes R1 (every ``reg.r1_every`` steps)."""
         tr = self.trainer
         r = tr.recipe.reg
         return r.r1_gamma > 0 and tr.step % r.r1_every == 0
-
-    def ema_decay(self) -> float:
-        """The EMA's decay at this step: warming up to ``train.ema``, as the generic step's."""
-        step = self.trainer.step
-        return min(self.trainer.cfg.train.ema, (1.0 + step) / (10.0 + step))
 
     @torch.no_grad()
     def __call__(self) -> None:
@@ -756,7 +757,7 @@ class FusedStep:
         self.flat_g.adam()
 
         if self.ema is not None:
-            weight = 1.0 - self.ema_decay() if self.ema_weight is None else self.ema_weight
+            weight = 1.0 - tr.ema_decay() if self.ema_weight is None else self.ema_weight
             self.ema.lerp_(self.flat_g.param, weight)
         return torch.cat([loss_d.view(1), loss_g.view(1), d_stats], out=out)
 

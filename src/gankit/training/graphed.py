@@ -1,20 +1,24 @@
-"""The fused step captured once as a CUDA graph and replayed every step: one launch for the
-step's few hundred kernels, which on a GPU otherwise wait on the host launching them
+"""A training step captured once as a CUDA graph and replayed every step: one launch for the
+step's hundreds of kernels, which on a GPU otherwise wait on the host launching them
 (BENCHMARKS.md, "GPU": every preset at 0-1.4% of an H100's peak, bound by launches).
+
+Two steps are captured: the fully connected family's fused step (``FusedSource``), and the
+generic step, autograd and Adam included, where its recipe draws nothing of its own
+(``GenericSource``: no augmentation, instance noise or gradient penalty; fp32; one process).
 
 A step is staged, then replayed. Staging copies the step's random inputs, drawn on the host from
 the trainer's generators exactly as the eager step draws them, into static device buffers
 (through pinned memory, without waiting for the GPU), and writes the step's learning rates and
 EMA weight into device scalars the graph reads. So a graphed run trains the same run as the
-eager fused step, to float rounding.
+eager step, to float rounding.
 
 The graph is captured at the first step, after two warm-up passes on a side stream (CUDA's
 libraries allocate their workspaces there); every tensor the step writes is saved before and
 restored after them, so the warm-up trains nothing. The captured step is then checked once
 against the eager step on the same inputs: both from the same saved state, they must agree to
 float tolerance, else the graph is dropped, the eager step runs, and the trainer is told why.
-Steps with R1 (every ``reg.r1_every`` steps, a double backward through autograd) run eagerly on
-the staged inputs, between replays.
+Steps with R1 or R2 (every ``reg.r1_every`` steps, a double backward) run eagerly on the staged
+inputs, between replays; a change of a module's training mode captures again.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from typing import Any
 
 import torch
 
-from .fused import FusedStep
+from ..conditioning import Conditioning, Labels
+from .fused import FusedStep, draws
 
 Capture = Callable[[Callable[[], Any]], Callable[[], None]]
 WARMUP = 2  # passes before capture (the PyTorch documentation's advice: a few)
@@ -48,6 +53,165 @@ def cuda_capture(fn: Callable[[], Any]) -> Callable[[], None]:
     return graph.replay
 
 
+def generic_unsupported(trainer: Any) -> str | None:
+    """Why the generic step of ``trainer`` is not captured as a CUDA graph; None when it is."""
+    t = trainer.cfg.train
+    reasons = (
+        (trainer.device.type != "cuda", "not on CUDA"),
+        (not t.cuda_graph, "train.cuda_graph is off"),
+        (trainer.precision != "fp32", f"train.precision={trainer.precision}"),
+        (trainer.world.size > 1, "several processes"),
+        (t.pretrain_steps > 0 or trainer._anneal is not None, "a generator with a schedule"),
+        (type(trainer.cond) not in (Conditioning, Labels),
+         f"conditioning by {type(trainer.cond).__name__}"),
+        (not all(opt.param_groups[0]["fused"] for opt in (trainer.opt_g, trainer.opt_d)),
+         "an Adam without a fused kernel"),
+    )
+    return next((why for failed, why in reasons if failed), None) or recipe_unsupported(trainer)
+
+
+def recipe_unsupported(trainer: Any) -> str | None:
+    """What in ``trainer``'s recipe (which the guard's remedies may change) draws random numbers
+    of its own inside the step, so that no graph can replay it; None when nothing does."""
+    r = trainer.recipe.reg
+    reasons = ((r.gp_weight > 0, "a gradient penalty"), (r.instance_noise > 0, "instance noise"),
+               (bool(r.augment), "augmentation"))
+    return next((why for failed, why in reasons if failed), None)
+
+
+def build_generic(trainer: Any) -> GraphedStep | None:
+    """The generic step of ``trainer`` as a CUDA graph, where it can be captured, else None."""
+    if generic_unsupported(trainer) is not None:
+        return None
+    return GraphedStep(GenericSource(trainer))
+
+
+class FusedSource:
+    """The fused step (sync-free) as ``GraphedStep`` captures it."""
+
+    kind = "fused, CUDA graph"
+    eager_kind = "fused"
+
+    def __init__(self, step: FusedStep) -> None:
+        self.step = step
+        self.trainer = step.trainer
+        self.has_ema = step.ema is not None
+
+    def draw(self, shapes_only: bool = False) -> list[torch.Tensor]:
+        return self.step.draw(shapes_only)
+
+    def compute(self, inputs: list[torch.Tensor], r1: bool, out: torch.Tensor) -> None:
+        self.step.compute(inputs, r1, out)
+
+    def state(self) -> list[torch.Tensor]:
+        return self.step.state()
+
+    def r1_due(self) -> bool:
+        return self.step.r1_due()
+
+    def prepare(self) -> None:
+        for flat in (self.step.flat_g, self.step.flat_d):  # an optimizer's loaded state
+            flat.bind()
+
+    def bind(self, lr: tuple[torch.Tensor, torch.Tensor] | None,
+             ema_weight: torch.Tensor | None) -> None:
+        st = self.step
+        st.flat_g.lr, st.flat_d.lr = lr if lr is not None else (None, None)
+        st.ema_weight = ema_weight
+
+    def modes(self) -> list[bool]:
+        return [layer.sn.training for flat in (self.step.flat_g, self.step.flat_d)
+                for layer in flat.dense if layer.sn is not None]
+
+    def eager(self) -> None:
+        self.step()
+
+
+class GenericSource:
+    """The generic step (autograd over the modules, gankit's fused Adam) as ``GraphedStep``
+    captures it: batches and noise from the static buffers, in the order they are drawn."""
+
+    kind = "generic, CUDA graph"
+    eager_kind = "generic (its CUDA graph dropped)"
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.has_ema = trainer.G_ema is not None
+        self._rates: list[float] = []
+        # each parameter's Adam state as the graph was captured with it (see ``prepare``)
+        self._home: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+
+    def draw(self, shapes_only: bool = False) -> list[torch.Tensor]:
+        return draws(self.trainer, shapes_only)
+
+    def compute(self, inputs: list[torch.Tensor], r1: bool, out: torch.Tensor) -> None:
+        # (R1 and R2 are the recipe's, by the step count: a captured step has none)
+        tr = self.trainer
+        it = iter(inputs)
+
+        def batch() -> tuple[torch.Tensor, torch.Tensor | None]:
+            idx = next(it)
+            return idx, tr.cond.of(idx)
+
+        stats = tr.generic_step(batch, lambda: next(it))
+        out.copy_(stats)
+
+    def _optimizers(self) -> tuple[Any, Any]:
+        return self.trainer.opt_g, self.trainer.opt_d
+
+    def state(self) -> list[torch.Tensor]:
+        tr = self.trainer
+        out: list[torch.Tensor] = []
+        for net in (tr.G, tr.D, tr.G_ema):
+            if net is not None:
+                out += [x.data for x in net.parameters()] + list(net.buffers())
+        for opt in self._optimizers():
+            for p in opt.param_groups[0]["params"]:
+                home = self._home.setdefault(p, opt._state(p, True))  # (zeros, as a first step)
+                out += list(home.values())
+        return out
+
+    def r1_due(self) -> bool:
+        tr = self.trainer
+        r = tr.recipe.reg
+        return (r.r1_gamma > 0 or r.r2_gamma > 0) and tr.step % r.r1_every == 0
+
+    def prepare(self) -> None:
+        # a checkpoint or rollback loaded since replaces the optimizers' state tensors: their
+        # values go into the tensors the graph updates, which become the state again
+        for opt in self._optimizers():
+            for p in opt.param_groups[0]["params"]:
+                home, now = self._home.get(p), opt.state.get(p)
+                if home is None or now is home:
+                    continue
+                for key, value in home.items():
+                    if now:
+                        value.copy_(now[key])
+                    else:
+                        value.zero_()
+                opt.state[p] = home
+
+    def bind(self, lr: tuple[torch.Tensor, torch.Tensor] | None,
+             ema_weight: torch.Tensor | None) -> None:
+        groups = [opt.param_groups[0] for opt in self._optimizers()]
+        if lr is not None:
+            self._rates = [g["lr"] for g in groups]
+            for g, rate in zip(groups, lr, strict=True):
+                g["lr"] = rate
+        elif self._rates:
+            for g, rate in zip(groups, self._rates, strict=True):
+                g["lr"] = rate
+            self._rates = []
+        self.trainer._ema_weight = ema_weight
+
+    def modes(self) -> list[bool]:
+        tr = self.trainer
+        return [m.training for net in (tr.G, tr.D) for m in net.modules()]
+
+    def eager(self) -> None:
+        self.trainer.eager_step()
+
+
 def _stage(host: torch.Tensor, static: torch.Tensor) -> None:
     """Copy ``host`` into the device buffer ``static``, queued behind the GPU's work."""
     if static.device.type == "cuda":
@@ -65,66 +229,51 @@ def _differ(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 
 class GraphedStep:
-    """``step`` (a sync-free ``FusedStep``) trained by replaying one captured graph.
+    """A step (``FusedSource`` or ``GenericSource``) trained by replaying one captured graph.
 
     ``capture`` turns the step's arithmetic into a replay (``cuda_capture`` on CUDA; tests pass
     a stand-in that records the operations once and replays them on the CPU).
     """
 
-    def __init__(self, step: FusedStep, capture: Capture = cuda_capture) -> None:
-        self.step = step
+    def __init__(self, source: FusedSource | GenericSource,
+                 capture: Capture = cuda_capture) -> None:
+        self.source = source
         self.capture = capture
-        self.kind = "fused, CUDA graph"
+        self.kind = source.kind
         self.refused: str | None = None  # why the graph was dropped, once it was
-        tr = step.trainer
-        dev = tr.device
+        dev = source.trainer.device
         self.inputs = [torch.empty(x.shape, dtype=x.dtype, device=dev)
-                       for x in step.draw(shapes_only=True)]
-        self.lr_g = torch.zeros((), device=dev)
-        self.lr_d = torch.zeros((), device=dev)
+                       for x in source.draw(shapes_only=True)]
+        self.lr = (torch.zeros((), device=dev), torch.zeros((), device=dev))
         self.ema_weight = torch.zeros((), device=dev)
         self.stats = torch.zeros(4, device=dev)  # the step's statistics, written by each step
         self.replay: Callable[[], None] | None = None
-        self.modes: list[bool] = []  # spectral norm's training flags the graph was captured in
+        self.modes: list[bool] = []  # the modules' modes the graph was captured in
 
     def _stage(self) -> None:
-        """This step's inputs and scalars into the static buffers the graph reads, and the
-        optimizers' state into the flat moments (after a checkpoint or rollback replaced it)."""
-        st = self.step
-        for flat in (st.flat_g, st.flat_d):  # (an optimizer's loaded state into the buffers)
-            flat.bind()
-        for host, static in zip(st.draw(), self.inputs, strict=True):
+        """This step's inputs and scalars into the static buffers the graph reads."""
+        src = self.source
+        src.prepare()
+        for host, static in zip(src.draw(), self.inputs, strict=True):
             _stage(host, static)
-        self.lr_g.fill_(st.flat_g.opt.param_groups[0]["lr"])
-        self.lr_d.fill_(st.flat_d.opt.param_groups[0]["lr"])
-        if st.ema is not None:
-            self.ema_weight.fill_(1.0 - st.ema_decay())
-
-    def _bind(self, on: bool) -> None:
-        """Make the step read its rates and EMA weight from the device scalars (``on``), or
-        from the optimizers and the step count (off)."""
-        st = self.step
-        st.flat_g.lr, st.flat_d.lr = (self.lr_g, self.lr_d) if on else (None, None)
-        st.ema_weight = self.ema_weight if on and st.ema is not None else None
-
-    def _modes(self) -> list[bool]:
-        """The training flags of the spectral norms the step runs (a captured step runs the
-        power iteration or not, as at capture)."""
-        return [layer.sn.training for flat in (self.step.flat_g, self.step.flat_d)
-                for layer in flat.dense if layer.sn is not None]
+        tr = src.trainer
+        for scalar, opt in zip(self.lr, (tr.opt_g, tr.opt_d), strict=True):
+            scalar.fill_(opt.param_groups[0]["lr"])
+        if src.has_ema:
+            self.ema_weight.fill_(1.0 - tr.ema_decay())
 
     def _captured(self) -> str | None:
         """Capture the staged step and check one replay against the eager step; None when it
         agrees, else why not (the state is then the eager step's, as if it had run)."""
-        st = self.step
-        saved = [x.clone() for x in st.state()]
+        src = self.source
+        saved = [x.clone() for x in src.state()]
 
         def restore(values: list[torch.Tensor]) -> None:
-            for x, v in zip(st.state(), values, strict=True):
+            for x, v in zip(src.state(), values, strict=True):
                 x.copy_(v)
 
         def fn() -> None:
-            st.compute(self.inputs, r1=False, out=self.stats)
+            src.compute(self.inputs, False, self.stats)
 
         try:
             replay = self.capture(fn)
@@ -134,44 +283,43 @@ class GraphedStep:
             return f"capture failed: {type(e).__name__}: {(str(e) or '?').splitlines()[0][:200]}"
         restore(saved)
         fn()
-        eager = [x.clone() for x in [*st.state(), self.stats]]
+        eager = [x.clone() for x in [*src.state(), self.stats]]
         restore(saved)
         replay()
-        worst = _differ(eager, [*st.state(), self.stats])
+        worst = _differ(eager, [*src.state(), self.stats])
         if not worst <= TOLERANCE:  # (NaN too)
             restore(eager[:-1])
             self.stats.copy_(eager[-1])
             return f"its replay differed from the eager step by {worst:.2g} of a norm"
-        self.replay, self.modes = replay, self._modes()
+        self.replay, self.modes = replay, src.modes()
         return None
 
-    @torch.no_grad()
     def __call__(self) -> None:
-        """Train one step, as ``FusedStep.__call__`` does."""
-        st = self.step
-        tr = st.trainer
+        """Train one step, as the eager step does."""
+        src = self.source
+        tr = src.trainer
         if self.refused is not None:
-            return st()
+            return src.eager()
         if tr.cfg.train.lr_decay > 0:
             tr.set_rates()
         self._stage()
-        self._bind(True)
-        if self.replay is not None and self._modes() != self.modes:
+        src.bind(self.lr, self.ema_weight if src.has_ema else None)
+        if self.replay is not None and src.modes() != self.modes:
             self.replay = None  # captured again, in the modes of now
         try:
-            if st.r1_due():
-                st.compute(self.inputs, r1=True, out=self.stats)
+            if src.r1_due():
+                src.compute(self.inputs, True, self.stats)
             elif self.replay is not None:
                 self.replay()
             else:
                 why = self._captured()
                 if why is not None:
                     self.refused = why
-                    self.kind = tr.step_kind = "fused"
-                    tr.notices.append(f"the CUDA graph of the fused step was dropped ({why}); "
-                                      "the fused step runs without it")
+                    self.kind = tr.step_kind = src.eager_kind
+                    tr.notices.append(f"the CUDA graph of the {src.eager_kind.split()[0]} step "
+                                      f"was dropped ({why}); the step runs without it")
         finally:
-            self._bind(False)
+            src.bind(None, None)
         tr._acc += self.stats
         tr._acc_steps += 1
         tr.step += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..fileio import atomic_write_bytes
 from ..metrics.goals import GOALS, parse_target
 from ..recipe import Recipe
 from ..ship.tensorboard import board
-from . import checkpoint, devices, distributed, fast, fused
+from . import checkpoint, devices, distributed, fast, fused, graphed
 from .collapse import CollapseWatch
 from .evaluation import Evaluator
 from .guard import Guard, weights_finite
@@ -178,8 +179,10 @@ class Trainer:
         # The fused step where the config allows it (training/fused.py), else the generic one.
         if t.precision == "auto" and self.precision != "fp32":
             self.precision = auto_precision(self)
+        self._ema_weight: torch.Tensor | None = None  # the EMA's weight, held by a graphed step
         self._fused, why = fused.build(self)
-        self.step_kind = self._fused.kind if self._fused is not None else f"generic ({why})"
+        self._graphed = None if self._fused is not None else graphed.build_generic(self)
+        self.step_kind = _kind(self._fused or self._graphed, why)
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -190,26 +193,43 @@ class Trainer:
     def train_step(self) -> None:
         """One iteration: ``d_steps`` discriminator updates, one generator update, EMA (in
         the first ``train.pretrain_steps``: one step of MLE pre-training instead)."""
-        t, r = self.cfg.train, self.recipe
         if self.pretraining:
             return self.pretrain_step()
         if self._fused is not None:
             return self._fused()
+        if self._graphed is not None:
+            return self._graphed()
+        self.eager_step()
+
+    def eager_step(self) -> None:
+        """One iteration of the generic step as written (not replayed from a CUDA graph)."""
+        t = self.cfg.train
         if self._anneal is not None:  # a generator with a schedule of its own (text)
             self._anneal(self.step, t)
+        if t.lr_decay > 0:
+            self.set_rates()
         b = self.draw  # this rank's share of the batch is [self.part] of it
+        self._acc += self.generic_step(
+            lambda: self.cond.batch(b, self.gen_data, self.part, self.device), self._noise)
+        self._acc_steps += 1
+        self.step += 1
+
+    def generic_step(self, batch: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
+                     noise: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The generic step's updates (autograd over the modules, one Adam per player) and
+        the EMA, on the batches and noise the two functions give (in the order they are
+        drawn); returns the step's statistics (D's loss, G's loss, D's mean outputs)."""
+        t, r = self.cfg.train, self.recipe
         # With one D step, G's step reuses the batch D just saw (as the textbook loop does):
         # one generator forward pass per step instead of two.
         reuse = t.reuse_fake and t.d_steps == 1
-        if t.lr_decay > 0:
-            self.set_rates()
         for _ in range(t.d_steps):
-            idx, y = self.cond.batch(b, self.gen_data, self.part, self.device)
+            idx, y = batch()
             # index_select: the same rows as self.x[idx], 5x faster on the CPU (measured)
             real = self.x.index_select(0, idx)
             with fast.autocast(self.precision, self.device):
                 with torch.set_grad_enabled(reuse):
-                    fake = self.G(self._noise(), y)  # generated with the real batch's labels
+                    fake = self.G(noise(), y)  # generated with the real batch's labels
                 loss_d, real_logits, fake_logits = r.d_loss(self.D, real, fake.detach(), y,
                                                             self.step, self.gen_aug)
             self.opt_d.zero_grad(set_to_none=True)
@@ -223,7 +243,7 @@ class Trainer:
         self.D.requires_grad_(False)
         with fast.autocast(self.precision, self.device):
             if not reuse:
-                fake = self.G(self._noise(), y)
+                fake = self.G(noise(), y)
             loss_g = r.g_loss(self.D, fake, real, y, self.step, self.gen_aug)
             extra = self.cond.penalty(fake, y)  # e.g. a table's conditioned category
             if extra is not None:
@@ -239,11 +259,9 @@ class Trainer:
         if self.G_ema is not None:
             self._update_ema()
         with torch.no_grad():
-            self._acc += torch.stack([loss_d.detach(), loss_g.detach(),
-                                      torch.sigmoid(real_logits).mean(),
-                                      torch.sigmoid(fake_logits).mean()])
-        self._acc_steps += 1
-        self.step += 1
+            return torch.stack([loss_d.detach(), loss_g.detach(),
+                                torch.sigmoid(real_logits).mean(),
+                                torch.sigmoid(fake_logits).mean()])
 
     def pretrain_step(self) -> None:
         """One step of MLE pre-training: G alone, by its teacher-forced next-token
@@ -331,7 +349,8 @@ class Trainer:
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
         self.d_wide = wide
         self._fused, why = fused.build(self)
-        self.step_kind = self._fused.kind if self._fused is not None else f"generic ({why})"
+        self._graphed = None if self._fused is not None else graphed.build_generic(self)
+        self.step_kind = _kind(self._fused or self._graphed, why)
 
     def apply_remedies(self) -> None:
         """Make the networks and the recipe what the guard's rollbacks so far made them (a
@@ -344,14 +363,28 @@ class Trainer:
         if self._fused is not None:
             why = fused.unsupported(self)
             if why is not None:
-                self._fused, self.step_kind = None, f"generic ({why})"
+                self._fused = None
+                self._graphed = graphed.build_generic(self)
+                self.step_kind = _kind(self._graphed, why)
+        elif self._graphed is not None:
+            why = graphed.recipe_unsupported(self)
+            if why is not None:  # a remedy the captured step cannot replay: eager from now
+                self._graphed, self.step_kind = None, f"generic ({why})"
+
+    def ema_decay(self) -> float:
+        """The EMA's decay at this step: early on the average follows the generator closely,
+        then settles at ``train.ema``."""
+        return min(self.cfg.train.ema, (1.0 + self.step) / (10.0 + self.step))
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        # Warm-up: early on the average follows the generator closely, then settles at cfg.ema.
-        decay = min(self.cfg.train.ema, (1.0 + self.step) / (10.0 + self.step))
         ema_params = list(self.G_ema.parameters())
-        torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1.0 - decay)
+        if self._ema_weight is not None:  # (a captured step: the weight is a device scalar)
+            lerp = torch._foreach_sub(list(self.G.parameters()), ema_params)
+            torch._foreach_mul_(lerp, self._ema_weight)
+            torch._foreach_add_(ema_params, lerp)
+        else:
+            torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1.0 - self.ema_decay())
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
             b_ema.copy_(b)
 
@@ -624,3 +657,9 @@ class Trainer:
         assert self.run_dir is not None
         return checkpoint.save(self.run_dir / "checkpoints", self.step, self.state(),
                                keep=self.cfg.train.keep_checkpoints)
+
+
+def _kind(step: Any, why: str | None) -> str:
+    """The step's name for the start line: the fused or graphed step's, else the generic one's
+    with why the fused step does not apply."""
+    return step.kind if step is not None else f"generic ({why})"
