@@ -248,3 +248,17 @@ def test_a_rollback_between_generic_replays_is_seen_by_the_graph() -> None:
     a, b = ours.state(), ref.state()
     for key in KEYS:
         assert_close(a[key], b[key], key)
+
+
+def test_the_gradients_after_a_replay_are_the_replayed_steps() -> None:
+    # what the guard reads at a log step: the gradients of the last step, replayed or not
+    cfg = GENERIC["generic-digits-r1"]
+    ours, ref = graphed_generic(cfg), eager(cfg)
+    for steps in (2, 1, 1):  # ending on a replay after an eager R1 step, then on a replay
+        run(ours, steps)
+        run(ref, steps)
+        assert ours._graphed.replay is not None
+        for net in ("G", "D"):
+            for p, q in zip(getattr(ours, net).parameters(), getattr(ref, net).parameters(),
+                            strict=True):
+                assert_close(p.grad, q.grad, net)

@@ -178,9 +178,12 @@ class GenericSource:
 
     def prepare(self) -> None:
         # a checkpoint or rollback loaded since replaces the optimizers' state tensors: their
-        # values go into the tensors the graph updates, which become the state again
+        # values go into the tensors the graph updates, which become the state again; and
+        # every parameter has a gradient tensor, zeroed in place by each step
         for opt in self._optimizers():
             for p in opt.param_groups[0]["params"]:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
                 home, now = self._home.get(p), opt.state.get(p)
                 if home is None or now is home:
                     continue
@@ -203,6 +206,7 @@ class GenericSource:
                 g["lr"] = rate
             self._rates = []
         self.trainer._ema_weight = ema_weight
+        self.trainer._static_grads = lr is not None
 
     def modes(self) -> list[bool]:
         tr = self.trainer

@@ -180,6 +180,9 @@ class Trainer:
         if t.precision == "auto" and self.precision != "fp32":
             self.precision = auto_precision(self)
         self._ema_weight: torch.Tensor | None = None  # the EMA's weight, held by a graphed step
+        # gradients zeroed in place, not freed (a graphed step's: the tensors it writes stay
+        # the ones the guard reads)
+        self._static_grads = False
         self._fused, why = fused.build(self)
         self._graphed = None if self._fused is not None else graphed.build_generic(self)
         self.step_kind = _kind(self._fused or self._graphed, why)
@@ -232,7 +235,7 @@ class Trainer:
                     fake = self.G(noise(), y)  # generated with the real batch's labels
                 loss_d, real_logits, fake_logits = r.d_loss(self.D, real, fake.detach(), y,
                                                             self.step, self.gen_aug)
-            self.opt_d.zero_grad(set_to_none=True)
+            self.opt_d.zero_grad(set_to_none=not self._static_grads)
             self.scaler_d.scale(loss_d).backward()
             if self.world.size > 1:  # scaled gradients: every rank then skips or steps alike
                 self._stop_agreed = distributed.average_grads(
@@ -248,7 +251,7 @@ class Trainer:
             extra = self.cond.penalty(fake, y)  # e.g. a table's conditioned category
             if extra is not None:
                 loss_g = loss_g + extra
-        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=not self._static_grads)
         self.scaler_g.scale(loss_g).backward()
         if self.world.size > 1:
             distributed.average_grads(self.G.parameters(), self.world)
