@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every GPU check in one short script (about 8 minutes on one H100), for a machine lent for
-# minutes: the CUDA tests, the fused step as a CUDA graph (gpu_graph.py), the speed table on the
+# minutes: the CUDA tests, the steps as CUDA graphs (gpu_graph.py), the speed table on the
 # GPU (reference loop vs gankit), the dcgan preset in fp32/bf16/fp16, the default `gankit train`
 # on the GPU, then the whole suite with CUDA present.
 # Runs from the repository root against src/ (no install needed: torch, numpy, safetensors,
@@ -33,10 +33,11 @@ if want tests; then
 fi
 
 if want graph; then
-    section "the fused step as a CUDA graph (generic / fused / graphed, and their agreement)"
+    section "steps as CUDA graphs (generic / eager / graphed, and their agreement)"
     timeout 120 $PY -m pytest -q -p no:cacheprovider tests/test_graphed.py -k cuda 2>&1 | tail -n 15
-    timeout 150 $PY benchmarks/gpu_graph.py --repeats 3 --seconds 2 \
-        --cases seed:128 seed:512 classic:128 digits:64 2>&1 | tee "$OUT/gpu_graph.txt"
+    timeout 240 $PY benchmarks/gpu_graph.py --repeats 3 --seconds 1 \
+        --cases seed:128 seed:512 classic:128 digits:64 dcgan:64 dcgan:128 2>&1 \
+        | tee "$OUT/gpu_graph.txt"
 fi
 
 if want train; then
