@@ -220,7 +220,7 @@ class TrainConfig:
     reuse_fake: bool = True  # with d_steps = 1, G's step reuses the batch D just scored
     channels_last: bool = True  # NHWC memory layout for convolutional networks
     fused_step: bool = True  # the fused step (training/fused.py) where the config allows it
-    cuda_graph: bool = True  # on CUDA: the fused step captured once as a CUDA graph, replayed
+    cuda_graph: bool = True  # on CUDA: the step captured once as a CUDA graph where it can be
     shared_draws: bool = False  # torchrun: every rank draws the global batch, keeps its slice
     log_every: int = 100
     sample_every: int = 1000

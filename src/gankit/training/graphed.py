@@ -24,7 +24,7 @@ inputs, between replays; a change of a module's training mode captures again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -84,6 +84,41 @@ def build_generic(trainer: Any) -> GraphedStep | None:
     if generic_unsupported(trainer) is not None:
         return None
     return GraphedStep(GenericSource(trainer))
+
+
+class Source(Protocol):
+    """A step as ``GraphedStep`` stages, captures and replays it."""
+
+    kind: str  # the step's name while its graph is replayed
+    eager_kind: str  # and once the graph was dropped
+    trainer: Any
+    has_ema: bool
+
+    def draw(self, shapes_only: bool = False) -> list[torch.Tensor]:
+        """The step's random inputs on the host (``shapes_only``: their shapes, no draw)."""
+
+    def compute(self, inputs: list[torch.Tensor], r1: bool, out: torch.Tensor) -> None:
+        """The step's arithmetic on ``inputs`` (on the device), statistics into ``out``."""
+
+    def state(self) -> list[torch.Tensor]:
+        """Every tensor the step writes that outlives it."""
+
+    def r1_due(self) -> bool:
+        """Whether this step has R1 (or R2): it then runs eagerly."""
+
+    def prepare(self) -> None:
+        """Before staging: state loaded since the last step into the tensors the graph uses."""
+
+    def bind(self, lr: tuple[torch.Tensor, torch.Tensor] | None,
+             ema_weight: torch.Tensor | None) -> None:
+        """Read G's and D's rates and the EMA weight from these device scalars (None: from the
+        optimizers and the step count, as an eager step does)."""
+
+    def modes(self) -> list[bool]:
+        """The training flags the captured arithmetic depends on."""
+
+    def eager(self) -> None:
+        """One whole step run eagerly (the graph dropped)."""
 
 
 class FusedSource:
@@ -239,8 +274,7 @@ class GraphedStep:
     a stand-in that records the operations once and replays them on the CPU).
     """
 
-    def __init__(self, source: FusedSource | GenericSource,
-                 capture: Capture = cuda_capture) -> None:
+    def __init__(self, source: Source, capture: Capture = cuda_capture) -> None:
         self.source = source
         self.capture = capture
         self.kind = source.kind

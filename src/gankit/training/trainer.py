@@ -176,7 +176,8 @@ class Trainer:
         self.stop_requested = False
         self.notices: list[str] = []  # what a step reports once (``fit`` prints it)
         self._stop_agreed = False  # under torchrun: whether any rank asked to stop this step
-        # The fused step where the config allows it (training/fused.py), else the generic one.
+        # The fused step where the config allows it (training/fused.py), else the generic one;
+        # on CUDA either is captured as a CUDA graph where it can be (training/graphed.py).
         if t.precision == "auto" and self.precision != "fp32":
             self.precision = auto_precision(self)
         self._ema_weight: torch.Tensor | None = None  # the EMA's weight, held by a graphed step
