@@ -262,3 +262,29 @@ def test_the_gradients_after_a_replay_are_the_replayed_steps() -> None:
             for p, q in zip(getattr(ours, net).parameters(), getattr(ref, net).parameters(),
                             strict=True):
                 assert_close(p.grad, q.grad, net)
+
+
+@pytest.mark.parametrize("name", ["classic", "generic-dcgan"])
+def test_a_whole_fit_with_replays_is_the_eager_fit(tmp_path: Path, name: str) -> None:
+    # log steps (the guard and the collapse watch read the networks and gradients), sample
+    # grids and checkpoints between replays
+    cfg = (CASES[name] if name in CASES else GENERIC[name]).replace(
+        train={"steps": 60, "log_every": 10, "sample_every": 20, "checkpoint_every": 20})
+
+    def fitted(graph: bool, out: Path) -> Trainer:
+        out.mkdir()
+        tr = Trainer(cfg, gankit.load_data(cfg.data), run_dir=out)
+        if graph and tr._fused is not None:
+            tr._fused = GraphedStep(FusedSource(FusedStep(tr, sync_free=True)), tape_capture)
+        elif graph:
+            tr._graphed = GraphedStep(GenericSource(tr), tape_capture)
+        tr.fit(progress=False)
+        return tr
+
+    ours, ref = fitted(True, tmp_path / "graph"), fitted(False, tmp_path / "eager")
+    assert (ours._fused or ours._graphed).replay is not None
+    assert sorted(p.name for p in (tmp_path / "graph" / "checkpoints").iterdir()) == sorted(
+        p.name for p in (tmp_path / "eager" / "checkpoints").iterdir())
+    a, b = ours.state(), ref.state()
+    for key in KEYS:
+        assert_close(a[key], b[key], key)
