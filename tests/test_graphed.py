@@ -1,6 +1,7 @@
-"""The fused step captured as a graph (training/graphed.py), on the CPU: the capture is a
-stand-in that records the step's operators once and replays them (tests/tape.py), so what a
-CUDA graph would bake in at capture (a Python float, a host read) shows here as a wrong run."""
+"""Training steps captured as graphs (training/graphed.py), fused and generic, tested on the
+CPU: the capture is a stand-in that records the step's operators once and replays them
+(tests/tape.py), so what a CUDA graph would bake in at capture (a Python float, a host read)
+shows here as a wrong run. The tests marked for CUDA run the real capture where a GPU is."""
 
 from __future__ import annotations
 
