@@ -22,6 +22,7 @@ import torch
 from speed import case_config, sync, time_steps
 
 import gankit
+from gankit.training.graphed import apart
 from gankit.training.trainer import Trainer
 
 DEFAULT_CASES = ["seed:128", "classic:128", "digits:64", "dcgan:64"]
@@ -33,15 +34,9 @@ def trainer(preset: str, batch: int, overrides: list[str], device: str) -> Train
     return Trainer(cfg, gankit.load_data(cfg.data))
 
 
-def apart(a: Trainer, b: Trainer) -> float:
-    """The largest difference of two trainers' G and D weights, relative to each's norm."""
-    worst = 0.0
-    for net in ("G", "D"):
-        sa, sb = getattr(a, net).state_dict(), getattr(b, net).state_dict()
-        for k, x in sa.items():
-            x, y = x.double(), sb[k].double()
-            worst = max(worst, float((x - y).norm() / x.norm().clamp_min(1e-12)))
-    return worst
+def weights(tr: Trainer) -> list[torch.Tensor]:
+    """G's and D's weights and buffers, in their state dicts' order."""
+    return [v for net in (tr.G, tr.D) for v in net.state_dict().values()]
 
 
 def run_case(preset: str, batch: int, repeats: int, seconds: float, check: int,
@@ -63,7 +58,7 @@ def run_case(preset: str, batch: int, repeats: int, seconds: float, check: int,
         graphed.train_step()
     sync(graphed.device)
     out = {f"{name}_ms": statistics.median(v) for name, v in ms.items()}
-    out.update(case=f"{preset}:{batch}", kinds=kinds, apart=apart(eager, graphed),
+    out.update(case=f"{preset}:{batch}", kinds=kinds, apart=apart(weights(eager), weights(graphed)),
                kept=graphed.step_kind, notices=graphed.notices, finite=all(
                    bool(torch.isfinite(p).all()) for p in graphed.G.parameters()))
     return out

@@ -609,7 +609,7 @@ class Labelled:
 class FusedStep:
     """One training step of ``trainer`` (D step(s), G step, EMA, statistics), fused.
 
-    A step is its random inputs (``draw``: rows and noise from the trainer's generators, on the
+    A step is its random inputs (``draws``: rows and noise from the trainer's generators, on the
     host) and its arithmetic on them (``compute``). With ``sync_free`` the arithmetic never reads
     a device value back to the host, so a CUDA graph can capture it (training/graphed.py).
     """
@@ -691,10 +691,6 @@ class FusedStep:
                 self.flat_d.grad[lo:hi] += grad.reshape(-1)
         return term.detach()
 
-    def draw(self, shapes_only: bool = False) -> list[torch.Tensor]:
-        """This step's random inputs on the host (see ``draws``)."""
-        return draws(self.trainer, shapes_only)
-
     def r1_due(self) -> bool:
         """Whether this step's D loss takes R1 (every ``reg.r1_every`` steps)."""
         tr = self.trainer
@@ -707,7 +703,7 @@ class FusedStep:
         tr = self.trainer
         if tr.cfg.train.lr_decay > 0:
             tr.set_rates()
-        stats = self.compute([devices.upload(x, tr.device) for x in self.draw()],
+        stats = self.compute([devices.upload(x, tr.device) for x in draws(tr)],
                              self.r1_due())
         tr._acc += stats
         tr._acc_steps += 1
@@ -716,7 +712,7 @@ class FusedStep:
     @torch.no_grad()
     def compute(self, inputs: list[torch.Tensor], r1: bool, out: torch.Tensor | None = None
                 ) -> torch.Tensor:
-        """The step's arithmetic on its inputs (``draw``'s, on the device; R1 in D's loss if
+        """The step's arithmetic on its inputs (``draws``', on the device; R1 in D's loss if
         ``r1``): both players' updates and the EMA. Returns the step's statistics (D's loss,
         G's loss, D's mean output on real and on fake), in ``out`` if given."""
         tr = self.trainer

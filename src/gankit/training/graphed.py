@@ -133,7 +133,7 @@ class FusedSource:
         self.has_ema = step.ema is not None
 
     def draw(self, shapes_only: bool = False) -> list[torch.Tensor]:
-        return self.step.draw(shapes_only)
+        return draws(self.trainer, shapes_only)
 
     def compute(self, inputs: list[torch.Tensor], r1: bool, out: torch.Tensor) -> None:
         self.step.compute(inputs, r1, out)
@@ -258,7 +258,7 @@ def _stage(host: torch.Tensor, static: torch.Tensor) -> None:
     static.copy_(host, non_blocking=True)
 
 
-def _differ(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+def apart(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     """The largest difference of two lists of tensors, each relative to its tensor's norm."""
     worst = 0.0
     for x, y in zip(a, b, strict=True):
@@ -324,7 +324,7 @@ class GraphedStep:
         eager = [x.clone() for x in [*src.state(), self.stats]]
         restore(saved)
         replay()
-        worst = _differ(eager, [*src.state(), self.stats])
+        worst = apart(eager, [*src.state(), self.stats])
         if not worst <= TOLERANCE:  # (NaN too)
             restore(eager[:-1])
             self.stats.copy_(eager[-1])
