@@ -15,7 +15,7 @@ import torch
 
 import gankit
 from gankit.config import Config
-from gankit.training.fused import FusedStep
+from gankit.training.fused import FusedStep, draws
 from gankit.training.graphed import FusedSource, GenericSource, GraphedStep
 from gankit.training.trainer import Trainer
 
@@ -54,6 +54,29 @@ def run(tr: Trainer, steps: int) -> Trainer:
     return tr
 
 
+def case(name: str) -> Config:
+    """The config of case ``name``: the fused step's, or (prefixed ``generic-``) the generic's."""
+    return CASES[name] if name in CASES else GENERIC[name]
+
+
+def captured(name: str, capture: Callable[..., Any] = tape_capture) -> Trainer:
+    """A trainer of case ``name`` whose step is captured by ``capture``."""
+    build = graphed if name in CASES else graphed_generic
+    return build(case(name), capture)
+
+
+def graph_of(tr: Trainer) -> GraphedStep:
+    """The graphed step a trainer runs, fused or generic."""
+    return tr._fused if tr._fused is not None else tr._graphed
+
+
+def assert_same_run(ours: Trainer, ref: Trainer) -> None:
+    """Two trainers' states (weights, moments, generators, statistics) to float tolerance."""
+    a, b = ours.state(), ref.state()
+    for key in KEYS:
+        assert_close(a[key], b[key], key)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_replayed_step_trains_the_eager_run(name: str) -> None:
     cfg = CASES[name]
@@ -61,9 +84,7 @@ def test_the_replayed_step_trains_the_eager_run(name: str) -> None:
     r1_always = cfg.reg.r1_gamma > 0 and cfg.reg.r1_every == 1  # (R1's steps run eagerly)
     assert (ours._fused.replay is None) == r1_always and ours._fused.refused is None
     assert ours.step == ref.step == 12 and not ours.notices
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
+    assert_same_run(ours, ref)
 
 
 def test_the_sync_free_step_is_the_eager_one() -> None:
@@ -80,7 +101,7 @@ def test_the_eager_fused_step_reads_values_on_the_host() -> None:
     run(tr, 1)
     with pytest.raises(HostRead):
         tape_capture(lambda: tr._fused.compute(
-            [x.to(tr.device) for x in tr._fused.draw()], r1=False))
+            [x.to(tr.device) for x in draws(tr)], r1=False))
 
 
 def test_rates_and_the_average_change_between_replays() -> None:
@@ -89,9 +110,7 @@ def test_rates_and_the_average_change_between_replays() -> None:
     ours = run(graphed(cfg), 12)
     ref = run(eager(cfg), 12)
     assert ours.opt_g.param_groups[0]["lr"] == ref.opt_g.param_groups[0]["lr"] < 2e-4
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
+    assert_same_run(ours, ref)
 
 
 def test_a_failed_capture_falls_back_to_the_eager_step() -> None:
@@ -103,36 +122,36 @@ def test_a_failed_capture_falls_back_to_the_eager_step() -> None:
     ours, ref = run(graphed(cfg, broken), 6), run(eager(cfg), 6)
     assert ours._fused.refused.startswith("capture failed: RuntimeError: operation not")
     assert ours.step_kind == "fused" and len(ours.notices) == 1
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
+    assert_same_run(ours, ref)
 
 
-def test_a_replay_that_disagrees_is_dropped() -> None:
+@pytest.mark.parametrize("name, steps", [("seed", 5), ("generic-dcgan", 4)])
+def test_a_replay_that_disagrees_is_dropped(name: str, steps: int) -> None:
     def skewed(fn: Callable[[], Any]) -> Callable[[], None]:
         replay = tape_capture(fn)
-        tr = holder[0]
 
         def wrong() -> None:
             replay()
-            tr.G.net[0].weight.data.mul_(1.01)  # a replay that computes something else
+            next(holder[0].D.parameters()).data.add_(0.1)  # a replay that computes otherwise
 
         return wrong
 
-    cfg = CASES["seed"]
-    holder = [graphed(cfg, skewed)]
-    ours, ref = run(holder[0], 5), run(eager(cfg), 5)
-    assert "differed from the eager step by" in ours._fused.refused
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
+    holder = [captured(name, skewed)]
+    cfg = case(name)
+    ours, ref = run(holder[0], steps), run(eager(cfg), steps)
+    graph = graph_of(ours)
+    assert "differed from the eager step by" in graph.refused
+    assert ours.step_kind == graph.source.eager_kind  # "fused", "generic (...)"
+    assert_same_run(ours, ref)
 
 
-def test_a_rollback_between_replays_is_seen_by_the_graph() -> None:
-    # the guard's rollback loads a saved state through the modules and optimizers: the graph
-    # must go on from it (the flat buffers and the step counts are written in place)
-    cfg = CASES["classic"]
-    ours, ref = graphed(cfg), eager(cfg)
+@pytest.mark.parametrize("name", ["classic", "generic-dcgan"])
+def test_a_rollback_between_replays_is_seen_by_the_graph(name: str) -> None:
+    # the guard's rollback loads a saved state through the modules and optimizers (the fused
+    # step's flat buffers and step counts are written in place; the generic step's optimizer
+    # state is replaced, and its values go into the tensors the graph updates)
+    cfg = case(name)
+    ours, ref = captured(name), eager(cfg)
     run(ours, 3)
     run(ref, 3)
     saved = {**copy.deepcopy(ref.state()), "step": ref.step}
@@ -140,10 +159,8 @@ def test_a_rollback_between_replays_is_seen_by_the_graph() -> None:
     ours.load_state(saved)
     run(ours, 4)
     run(ref, 4)
-    assert ours._fused.replay is not None
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
+    assert graph_of(ours).replay is not None
+    assert_same_run(ours, ref)
 
 
 def test_a_change_of_mode_is_captured_again() -> None:
@@ -159,23 +176,19 @@ def test_a_change_of_mode_is_captured_again() -> None:
     run(ours, 3)
     run(ref, 3)
     assert ours._fused.replay is not None and ours._fused.replay is not first
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
+    assert_same_run(ours, ref)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["seed", "classic", "digits", "conditional-sn", "generic-dcgan",
                                   "generic-digits-r1", "generic-classic"])
 def test_on_cuda_the_graph_trains_the_eager_run(name: str) -> None:
-    cfg = (CASES[name] if name in CASES else GENERIC[name]).replace(train={"device": "cuda"})
+    cfg = case(name).replace(train={"device": "cuda"})
     ours = run(Trainer(cfg, gankit.load_data(cfg.data)), 12)
     ref = run(Trainer(cfg.replace(train={"cuda_graph": False}), gankit.load_data(cfg.data)), 12)
     step = "fused" if ref.step_kind == "fused" else "generic"
     assert ours.step_kind == f"{step}, CUDA graph" and not ours.notices, ours.notices
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
+    assert_same_run(ours, ref)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -210,45 +223,7 @@ def test_the_replayed_generic_step_trains_the_eager_run(name: str) -> None:
     cfg = GENERIC[name]
     ours, ref = run(graphed_generic(cfg), 7), run(eager(cfg), 7)
     assert ours._graphed.replay is not None and ours._graphed.refused is None
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
-
-
-def test_a_disagreeing_generic_replay_falls_back() -> None:
-    def skewed(fn: Callable[[], Any]) -> Callable[[], None]:
-        replay = tape_capture(fn)
-
-        def wrong() -> None:
-            replay()
-            next(holder[0].D.parameters()).data.add_(0.1)  # a replay that computes otherwise
-
-        return wrong
-
-    cfg = GENERIC["generic-dcgan"]
-    holder = [graphed_generic(cfg, skewed)]
-    ours, ref = run(holder[0], 4), run(eager(cfg), 4)
-    assert "differed" in ours._graphed.refused and ours.step_kind.startswith("generic (")
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
-
-
-def test_a_rollback_between_generic_replays_is_seen_by_the_graph() -> None:
-    # loading replaces the optimizers' state tensors: their values go to the graph's
-    cfg = GENERIC["generic-dcgan"]
-    ours, ref = graphed_generic(cfg), eager(cfg)
-    run(ours, 3)
-    run(ref, 3)
-    saved = {**copy.deepcopy(ref.state()), "step": ref.step}
-    run(ours, 2)
-    ours.load_state(saved)
-    run(ours, 4)
-    run(ref, 4)
-    assert ours._graphed.replay is not None
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
+    assert_same_run(ours, ref)
 
 
 def test_the_gradients_after_a_replay_are_the_replayed_steps() -> None:
@@ -269,7 +244,7 @@ def test_the_gradients_after_a_replay_are_the_replayed_steps() -> None:
 def test_a_whole_fit_with_replays_is_the_eager_fit(tmp_path: Path, name: str) -> None:
     # log steps (the guard and the collapse watch read the networks and gradients), sample
     # grids and checkpoints between replays
-    cfg = (CASES[name] if name in CASES else GENERIC[name]).replace(
+    cfg = case(name).replace(
         train={"steps": 60, "log_every": 10, "sample_every": 20, "checkpoint_every": 20})
 
     def fitted(graph: bool, out: Path) -> Trainer:
@@ -283,9 +258,7 @@ def test_a_whole_fit_with_replays_is_the_eager_fit(tmp_path: Path, name: str) ->
         return tr
 
     ours, ref = fitted(True, tmp_path / "graph"), fitted(False, tmp_path / "eager")
-    assert (ours._fused or ours._graphed).replay is not None
+    assert graph_of(ours).replay is not None
     assert sorted(p.name for p in (tmp_path / "graph" / "checkpoints").iterdir()) == sorted(
         p.name for p in (tmp_path / "eager" / "checkpoints").iterdir())
-    a, b = ours.state(), ref.state()
-    for key in KEYS:
-        assert_close(a[key], b[key], key)
+    assert_same_run(ours, ref)
