@@ -103,10 +103,35 @@ def test_flatten_keeps_the_gradients_layout(layout: torch.memory_format) -> None
     assert grad.is_contiguous(memory_format=layout)
 
 
-def test_dcgan_discriminator_in_channels_last_keeps_one_layout() -> None:
-    """In a channels-last DCGAN no elementwise layer of D meets a gradient in the other layout
-    (the slow mixed-layout kernels), and the networks compute what they did in NCHW. (G's first
-    batch norm still meets one: see ``models/layouts.py``.)"""
+def _layouts_met(net: nn.Sequential, prefix: str, mixed: list[str]) -> None:
+    """Hooks that add to ``mixed`` each layer of ``net`` whose output gradient comes back in
+    another layout than its output's."""
+    out_layout: dict[str, bool] = {}
+
+    def is_cl(t: torch.Tensor) -> bool:
+        return t.is_contiguous(memory_format=CL) and not t.is_contiguous()
+
+    def forward_hook(name: str):  # noqa: ANN202
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            out_layout[name] = is_cl(out)
+        return hook
+
+    def backward_hook(name: str):  # noqa: ANN202
+        def hook(module: nn.Module, grad_in: tuple, grad_out: tuple) -> None:
+            (go,) = grad_out
+            if go is not None and go.dim() == 4 and is_cl(go) != out_layout[name]:
+                mixed.append(f"{prefix}{name}")
+        return hook
+
+    for name, mod in net.named_children():
+        mod.register_forward_hook(forward_hook(name))
+        mod.register_full_backward_hook(backward_hook(name))
+
+
+def test_dcgan_in_channels_last_keeps_one_layout() -> None:
+    """In a channels-last DCGAN no layer of G or D meets a gradient in another layout than its
+    output's (the slow mixed-layout kernels): G's first batch norm and ReLU stay NCHW, the rest
+    of both networks channels-last; and the networks compute what they did in NCHW."""
     torch.manual_seed(0)
     m = ModelConfig(family="dcgan", base_channels=8, latent_dim=16)
     g, d = models.build(m, (1, 28, 28), 0, 1)
@@ -115,22 +140,37 @@ def test_dcgan_discriminator_in_channels_last_keeps_one_layout() -> None:
     g.to(memory_format=CL)
     d.to(memory_format=CL)
     mixed: list[str] = []
-
-    def check(name: str):  # noqa: ANN202
-        def hook(module: nn.Module, grad_in: tuple, grad_out: tuple) -> None:
-            (go,) = grad_out
-            if go is not None and go.dim() == 4 and go.shape[1] > 1 and not go.is_contiguous(
-                    memory_format=CL):
-                mixed.append(name)
-        return hook
-
-    for name, mod in d.net.named_children():
-        if not list(mod.parameters()):
-            mod.register_full_backward_hook(check(name))
+    _layouts_met(g.net, "G.net.", mixed)
+    _layouts_met(d.net, "D.net.", mixed)
     out = d(g(z))
     out.sum().backward()
     assert mixed == []
     assert torch.allclose(out, want, rtol=1e-3, atol=1e-4)  # other conv kernels, fp32
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_dcgan_generator_seam_changes_no_value(bf16: bool, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    """Entering the convolutions' layout after G's first ReLU (``layouts.enter``) gives the same
+    samples and gradients, bit for bit, as feeding them the NCHW map."""
+    m = ModelConfig(family="dcgan", base_channels=16, latent_dim=16)
+
+    def run() -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        g, _ = models.build(m, (1, 28, 28), 0, 1)
+        g.to(memory_format=CL)
+        z = torch.randn(8, 16)
+        ctx = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16
+               else contextlib.nullcontext())
+        with ctx:
+            x = g(z)
+        x.float().pow(2).sum().backward()
+        return [x.detach(), *(p.grad for p in g.parameters())]
+
+    got = run()
+    monkeypatch.setattr(layouts, "enter", lambda x, weight: x)
+    want = run()
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
 
 
 def test_grey_input_convolution_has_torchs_double_backward() -> None:

@@ -50,8 +50,13 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.project(with_labels(z, self.embed, y))
-        return self.net(h.view(-1, self.width, self.start, self.start))
+        h = self.project(with_labels(z, self.embed, y)).view(-1, self.width, self.start,
+                                                             self.start)
+        for layer in self.net:
+            if isinstance(layer, nn.ConvTranspose2d):  # the NCHW seam meets a channels-last one
+                h = layouts.enter(h, layer.weight)
+            h = layer(h)
+        return h
 
 
 class DCGANDiscriminator(nn.Module):
