@@ -12,8 +12,9 @@ values and for their gradients:
   (a channels-last batch norm runs another kernel, whose rounding changed the trajectory of the
   `stacked` preset: KL 0.153 / 0.173 against 0.121 / 0.105 on seeds 0 and 1; BENCHMARKS.md,
   "Session 23"). ``enter`` then puts the map in the first convolution's layout, and sends its
-  gradient back NCHW: the transposed convolution no longer reads a mixed pair, nor the ReLU's
-  backward (0.55 ms of a 16 ms dcgan step at batch 64, measured).
+  gradient back NCHW: neither the transposed convolution nor the ReLU's backward meets a mixed
+  pair (measured: about 0.8 ms of their 1.6 ms at batch 64; the dcgan step 2-4% faster at
+  batch 64 and 128; BENCHMARKS.md, "Session 27").
 
 Values and gradients are unchanged, bit for bit (30 steps of each DCGAN preset, measured).
 """
