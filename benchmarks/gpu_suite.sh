@@ -2,7 +2,9 @@
 # Every GPU check in one short script (about 8 minutes on one H100), for a machine lent for
 # minutes: the CUDA tests, the steps as CUDA graphs (gpu_graph.py), the speed table on the
 # GPU (reference loop vs gankit), the dcgan preset in fp32/bf16/fp16, the default `gankit train`
-# on the GPU, then the whole suite with CUDA present.
+# on the GPU, then the whole suite with CUDA present. The sections' time limits add up to 18
+# minutes: where one command may run 10, run the sections in two or more calls (`graph` alone
+# takes about 4 minutes).
 # Runs from the repository root against src/ (no install needed: torch, numpy, safetensors,
 # pillow, matplotlib, scipy, pytest and hypothesis must be importable). Logs go to $OUT (or
 # ./gpu-out), the tables to stdout.

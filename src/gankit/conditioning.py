@@ -83,10 +83,13 @@ class Labels(Conditioning):
     def state(self) -> dict[str, Any]:
         return {"label_share": self.share, "centroids": self.centroids}
 
-    def reassigned(self, x: torch.Tensor, centroids: torch.Tensor) -> Labels:
-        """The same conditioning with clusters re-labelled from ``centroids`` (resume)."""
+    def relabel(self, x: torch.Tensor, centroids: torch.Tensor) -> None:
+        """Re-label the clusters of ``x`` from ``centroids`` (resume, rollback, other ranks), in
+        place: the labels tensor keeps its memory, which a captured CUDA graph reads."""
         labels = assign(x.cpu(), centroids)
-        return Labels(labels, self.num_labels, self.labels.device, centroids)
+        self.labels.copy_(labels)
+        self.share = label_share(labels, self.num_labels)
+        self.centroids = centroids
 
 
 def clusters(x: torch.Tensor, k: int, seed: int, device: torch.device) -> Labels:

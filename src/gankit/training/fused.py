@@ -131,7 +131,7 @@ def build(trainer: Any) -> tuple[Any, str | None]:
     if trainer.device.type != "cuda":
         return FusedStep(trainer), None
     step = FusedStep(trainer, sync_free=True)
-    if not trainer.cfg.train.cuda_graph:
+    if not trainer.cfg.train.cuda_graph or trainer.graph_refused is not None:
         return step, None
     from .graphed import FusedSource, GraphedStep
     return GraphedStep(FusedSource(step)), None

@@ -16,7 +16,8 @@ The graph is captured at the first step, after two warm-up passes on a side stre
 libraries allocate their workspaces there); every tensor the step writes is saved before and
 restored after them, so the warm-up trains nothing. The captured step is then checked once
 against the eager step on the same inputs: both from the same saved state, they must agree to
-float tolerance, else the graph is dropped, the eager step runs, and the trainer is told why.
+float tolerance, else the graph is dropped, the eager step runs, the trainer is told why, and
+no other graph is captured in that run (``Trainer.graph_refused``).
 Steps with R1 or R2 (every ``reg.r1_every`` steps, a double backward) run eagerly on the staged
 inputs, between replays; a change of a module's training mode captures again.
 """
@@ -40,16 +41,31 @@ TOLERANCE = 1e-4
 
 def cuda_capture(fn: Callable[[], Any]) -> Callable[[], None]:
     """Capture ``fn`` (after ``WARMUP`` runs on a side stream) as a CUDA graph; returns its
-    replay. ``fn``'s tensors must stay allocated while the replay is used."""
+    replay. ``fn``'s tensors must stay allocated while the replay is used.
+
+    The last warm-up runs with torch's sync debug mode set to raise, so a wait for the GPU
+    (which would break the capture) fails before the capture starts; the first warm-up is left
+    free for the libraries' one-time set-up. Whatever happens, the caller's stream and sync
+    debug mode are theirs again on return.
+    """
+    home = torch.cuda.current_stream()
+    mode = torch.cuda.get_sync_debug_mode()
     stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(WARMUP):
+    stream.wait_stream(home)
+    try:
+        with torch.cuda.stream(stream):
+            for k in range(WARMUP):
+                torch.cuda.set_sync_debug_mode("error" if k == WARMUP - 1 else mode)
+                fn()
+        torch.cuda.set_sync_debug_mode(mode)
+        home.wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=stream):
             fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, stream=stream):
-        fn()
+    finally:
+        torch.cuda.set_sync_debug_mode(mode)
+        torch.cuda.set_stream(home)  # (a failed capture can leave the side stream current)
+        home.wait_stream(stream)
     return graph.replay
 
 
@@ -66,6 +82,7 @@ def generic_unsupported(trainer: Any) -> str | None:
          f"conditioning by {type(trainer.cond).__name__}"),
         (not all(opt.param_groups[0]["fused"] for opt in (trainer.opt_g, trainer.opt_d)),
          "an Adam without a fused kernel"),
+        (trainer.graph_refused is not None, "a CUDA graph of this run was dropped"),
     )
     return next((why for failed, why in reasons if failed), None) or recipe_unsupported(trainer)
 
@@ -352,7 +369,9 @@ class GraphedStep:
             else:
                 why = self._captured()
                 if why is not None:
-                    self.refused = why
+                    # no capture again in this run (a rebuilt D, a remedy): a failed capture
+                    # can leave CUDA's graph bookkeeping unsettled for the process
+                    self.refused = tr.graph_refused = why
                     self.kind = tr.step_kind = src.eager_kind
                     tr.notices.append(f"the CUDA graph of the {src.eager_kind.split()[0]} step "
                                       f"was dropped ({why}); the step runs without it")

@@ -136,7 +136,7 @@ class Trainer:
                 and self.world.size > 1:  # every rank: rank 0's clusters
             centroids = distributed.broadcast_tensor(self.cond.centroids, self.world,
                                                      self.device)
-            self.cond = self.cond.reassigned(self.x, centroids)
+            self.cond.relabel(self.x, centroids)
         self.opt_g = fast.adam(self.G.parameters(), t.lr_g, t.betas_g, t.fused_adam)
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
         # MLE pre-training of G (train.pretrain_steps, RelGAN): its own Adam, used only then
@@ -184,6 +184,7 @@ class Trainer:
         # gradients zeroed in place, not freed (a graphed step's: the tensors it writes stay
         # the ones the guard reads)
         self._static_grads = False
+        self.graph_refused: str | None = None  # why this run's CUDA graph was dropped, if it was
         self._fused, why = fused.build(self)
         self._graphed = None if self._fused is not None else graphed.build_generic(self)
         self.step_kind = _kind(self._fused or self._graphed, why)
@@ -648,7 +649,7 @@ class Trainer:
             if c.shape != mine.shape or not torch.isfinite(c).all():
                 raise ValueError(f"its {tuple(c.shape)} cluster centroids do not fit this run's "
                                  f"{tuple(mine.shape)}")
-            self.cond = self.cond.reassigned(self.x, c.to(torch.float32))
+            self.cond.relabel(self.x, c.to(torch.float32))
         self.apply_remedies()
         if self.world.rank and not self.cfg.train.shared_draws:  # the checkpoint holds rank 0's
             for gen, seed in zip((self.gen_data, self.gen_noise, self.gen_aug),
