@@ -9,12 +9,13 @@ from collections.abc import Callable
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gankit import models
 from gankit.config import ModelConfig
 from gankit.models import layouts
-from gankit.models.thin import GreyInConv2d, GreyOutConvTranspose2d
+from gankit.models.thin import GreyInConv2d, GreyOutConvTranspose2d, _Fold, unfold
 from gankit.regularizers import maybe_sn
 
 CL = torch.channels_last
@@ -76,6 +77,28 @@ def test_grey_input_gradient_is_the_fold() -> None:
     conv(x).sum().backward()
     assert type(conv(x).grad_fn).__name__ == "_GreyInputBackward"
     assert x.grad is not None and x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("layout", [CL, torch.contiguous_format])
+@pytest.mark.parametrize("shape, k, stride, padding", [((3, 1, 28, 28), 4, 2, 1),
+                                                       ((2, 5, 9, 11), 3, 1, 1),
+                                                       ((2, 4, 16, 16), 4, 2, 0),
+                                                       ((1, 2, 7, 7), 2, 3, 2)])
+def test_unfold_is_torchs(layout: torch.memory_format, shape: tuple[int, ...], k: int,
+                          stride: int, padding: int) -> None:
+    x = torch.randn(shape).contiguous(memory_format=layout)
+    got, want = unfold(x, k, stride, padding), F.unfold(x, k, stride=stride, padding=padding)
+    assert torch.equal(got, want) and got.is_contiguous()
+
+
+def test_the_folds_gradient_is_torchs_bit_for_bit() -> None:
+    # fold_up's col2im takes its gradient from ``unfold``: the same values as torch's im2col
+    torch.manual_seed(0)
+    cols = torch.randn(4, 16, 196, requires_grad=True)
+    g = torch.randn(4, 1, 28, 28)
+    (got,) = torch.autograd.grad(_Fold.apply(cols, (28, 28), 4, 2, 1), cols, g)
+    (want,) = torch.autograd.grad(F.fold(cols, (28, 28), 4, stride=2, padding=1), cols, g)
+    assert torch.equal(got, want)
 
 
 def test_three_channels_stay_torchs_own() -> None:
