@@ -6,8 +6,10 @@
 # minutes: where one command may run 10, run the sections in two or more calls (`graph` alone
 # takes about 4 minutes).
 # Runs from the repository root against src/ (no install needed: torch, numpy, safetensors,
-# pillow, matplotlib, scipy, pytest and hypothesis must be importable). Logs go to $OUT (or
-# ./gpu-out), the tables to stdout.
+# pillow, matplotlib, scipy, pytest and hypothesis must be importable; pytest-xdist for the
+# `suite` section) with the machine's own CUDA build of torch (not a CPU-only venv carried
+# over: the script stops at once where torch sees no GPU). Logs go to $OUT (or ./gpu-out), the
+# tables to stdout.
 #
 #     bash benchmarks/gpu_suite.sh                 # everything
 #     bash benchmarks/gpu_suite.sh tests suite     # some sections: machine tests graph train
@@ -19,6 +21,10 @@ export PYTHONPATH=$PWD/src:$PWD/benchmarks PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
 PY=${PYTHON:-python3}
 
 SECTIONS=${*:-machine tests graph train speed precision suite}
+if ! $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    echo "gpu_suite.sh: $PY has no torch that sees a CUDA device; nothing to run" >&2
+    exit 2
+fi
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 section() { echo; echo "=== $1 ($(date -u +%T))"; }
 
@@ -43,7 +49,7 @@ if want graph; then
 fi
 
 if want train; then
-    section "default gankit train on the GPU (classic preset, 6,000 steps)"
+    section "default gankit train on the GPU (the digits preset, 10,000 steps)"
     start=$(date +%s%N)
     timeout 120 $PY -m gankit train --devices cuda --out /tmp/gpu-run --quiet 2>&1 | tail -n 8
     echo "wall $(( ($(date +%s%N) - start) / 1000000 )) ms (start-up included)"

@@ -169,8 +169,10 @@ def run_case(preset: str, batch: int, repeats: int, seconds: float, overrides: l
     ours = Trainer(cfg, data)
     # FLOPs counted as before the fused step: on the generic step's operators, of the
     # adversarial step alone (the FLOP counter cannot follow R1's double backward; the lazy R1
-    # of the `digits` preset, every 4th step, is left out of the count and of the % of peak)
-    counted = cfg.replace(train={"fused_step": False}, reg={"r1_gamma": 0.0})
+    # of the `digits` preset, every 4th step, is left out of the count and of the % of peak),
+    # run eagerly (a CUDA graph's first call runs the step four times: warm-ups, capture, check)
+    counted = cfg.replace(train={"fused_step": False, "cuda_graph": False},
+                          reg={"r1_gamma": 0.0})
     flops = flops_per_step(Trainer(counted, data).train_step)
     jax, jax_why = jax_loop(cfg, ours, jax_note, jax_threads, device)
     loops = [("ref", ref), ("ours", ours)] + ([("jax", jax)] if jax is not None else [])

@@ -14,8 +14,9 @@ from gankit.config import Config, resolve
 from gankit.training import checkpoint
 from gankit.training.trainer import Trainer
 
-# fp32 pinned: the equality tests compare fp32 steps on every machine
-SMALL = {"batch_size": 16, "threads": 1, "steps": 20, "precision": "fp32"}
+# fp32 and the CPU pinned: the equality tests compare fp32 CPU steps on every machine (the
+# CUDA tests ask for the device themselves)
+SMALL = {"batch_size": 16, "threads": 1, "steps": 20, "precision": "fp32", "device": "cpu"}
 
 
 def config(preset: str, model: dict | None = None, loss: dict | None = None,
