@@ -132,6 +132,23 @@ def test_exploding_gradients_are_detected() -> None:
     assert trainer.guard.events[1]["lr_d"] == pytest.approx(2e-4 * 0.25)
 
 
+@pytest.mark.parametrize("scaled", [False, True])
+def test_overflowed_gradients_of_a_loss_scaler_are_not_a_divergence(scaled: bool) -> None:
+    # fp16's scaler skips a step whose gradients overflowed and leaves them in place: with a
+    # scaler at work, finite weights and losses, that is not a divergence (without one, it is)
+    cfg = tiny(guard={"grad_norm_max": 1e3})
+    trainer = Trainer(cfg, gankit.load_data(cfg.data))
+    trainer.train_step()
+    trainer.scaler_g = torch.amp.GradScaler("cpu", enabled=scaled)  # (fp16 needs CUDA)
+    next(trainer.D.parameters()).grad.view(-1)[0] = float("inf")
+    record = {"loss_d": 1.3, "loss_g": 0.7, "d_real": 0.5, "d_fake": 0.5}
+    verdict = trainer.guard.check(trainer, record)
+    assert verdict is None if scaled else verdict == ("non_finite", "grad_norm_d is inf")
+    with torch.no_grad():  # a weight that is not finite is a divergence, scaler or not
+        next(trainer.G.parameters()).view(-1)[0] = float("nan")
+    assert trainer.guard.check(trainer, record) == ("non_finite", "weight_norm_g is nan")
+
+
 def test_collapse_is_detected() -> None:
     # A learning rate of 1 makes D perfect within ~100 steps (measured: D(x) > 0.99).
     cfg = resolve("classic", values={

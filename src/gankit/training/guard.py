@@ -249,12 +249,17 @@ class Guard:
         if bad:
             return "non_finite", f"{bad[0]} is {stats[bad[0]]}"
         h = health(trainer)
-        for key in ("weight_norm_g", "weight_norm_d", "grad_norm_g", "grad_norm_d"):
+        # fp16's loss scaler skips a step whose gradients overflowed and leaves them in place:
+        # non-finite gradients there are the scaler at work, not a divergence (the weights and
+        # losses still tell)
+        grads = [k for k in ("grad_norm_g", "grad_norm_d")
+                 if math.isfinite(h[k]) or not trainer.scaler_g.is_enabled()]
+        for key in ("weight_norm_g", "weight_norm_d", *grads):
             if not math.isfinite(h[key]):
                 return "non_finite", f"{key} is {h[key]}"
         checks = [(k, abs(stats[k]), self.cfg.loss_max) for k in ("loss_d", "loss_g", "loss_mle")
                   if k in stats]
-        checks += [(k, h[k], self.cfg.grad_norm_max) for k in ("grad_norm_g", "grad_norm_d")]
+        checks += [(k, h[k], self.cfg.grad_norm_max) for k in grads]
         for key, value, limit in checks:
             if limit and value > limit:
                 return "exploding", f"{key} {value:.3g} > {limit:g}"
