@@ -154,7 +154,7 @@ def draws(trainer: Any, shapes_only: bool = False) -> list[torch.Tensor]:
     def noise() -> torch.Tensor:
         if shapes_only:
             return torch.empty(b, tr.noise_dim)[tr.part]
-        return torch.randn(b, tr.noise_dim, generator=tr.gen_noise)[tr.part]
+        return tr.draw_noise()
 
     out = []
     for _ in range(t.d_steps):
@@ -691,12 +691,6 @@ class FusedStep:
                 self.flat_d.grad[lo:hi] += grad.reshape(-1)
         return term.detach()
 
-    def r1_due(self) -> bool:
-        """Whether this step's D loss takes R1 (every ``reg.r1_every`` steps)."""
-        tr = self.trainer
-        r = tr.recipe.reg
-        return r.r1_gamma > 0 and tr.step % r.r1_every == 0
-
     @torch.no_grad()
     def __call__(self) -> None:
         """Train one step, as ``Trainer.train_step`` does."""
@@ -704,7 +698,7 @@ class FusedStep:
         if tr.cfg.train.lr_decay > 0:
             tr.set_rates()
         stats = self.compute([devices.upload(x, tr.device) for x in draws(tr)],
-                             self.r1_due())
+                             tr.penalty_due())  # (R2 takes the generic step)
         tr._acc += stats
         tr._acc_steps += 1
         tr.step += 1

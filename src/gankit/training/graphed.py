@@ -109,19 +109,12 @@ class Source(Protocol):
     kind: str  # the step's name while its graph is replayed
     eager_kind: str  # and once the graph was dropped
     trainer: Any
-    has_ema: bool
-
-    def draw(self, shapes_only: bool = False) -> list[torch.Tensor]:
-        """The step's random inputs on the host (``shapes_only``: their shapes, no draw)."""
 
     def compute(self, inputs: list[torch.Tensor], r1: bool, out: torch.Tensor) -> None:
         """The step's arithmetic on ``inputs`` (on the device), statistics into ``out``."""
 
     def state(self) -> list[torch.Tensor]:
         """Every tensor the step writes that outlives it."""
-
-    def r1_due(self) -> bool:
-        """Whether this step has R1 (or R2): it then runs eagerly."""
 
     def prepare(self) -> None:
         """Before staging: state loaded since the last step into the tensors the graph uses."""
@@ -147,19 +140,12 @@ class FusedSource:
     def __init__(self, step: FusedStep) -> None:
         self.step = step
         self.trainer = step.trainer
-        self.has_ema = step.ema is not None
-
-    def draw(self, shapes_only: bool = False) -> list[torch.Tensor]:
-        return draws(self.trainer, shapes_only)
 
     def compute(self, inputs: list[torch.Tensor], r1: bool, out: torch.Tensor) -> None:
         self.step.compute(inputs, r1, out)
 
     def state(self) -> list[torch.Tensor]:
         return self.step.state()
-
-    def r1_due(self) -> bool:
-        return self.step.r1_due()
 
     def prepare(self) -> None:
         for flat in (self.step.flat_g, self.step.flat_d):  # an optimizer's loaded state
@@ -188,13 +174,9 @@ class GenericSource:
 
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer
-        self.has_ema = trainer.G_ema is not None
         self._rates: list[float] = []
         # each parameter's Adam state as the graph was captured with it (see ``prepare``)
         self._home: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
-
-    def draw(self, shapes_only: bool = False) -> list[torch.Tensor]:
-        return draws(self.trainer, shapes_only)
 
     def compute(self, inputs: list[torch.Tensor], r1: bool, out: torch.Tensor) -> None:
         # (R1 and R2 are the recipe's, by the step count: a captured step has none)
@@ -222,11 +204,6 @@ class GenericSource:
                 home = self._home.setdefault(p, opt._state(p, True))  # (zeros, as a first step)
                 out += list(home.values())
         return out
-
-    def r1_due(self) -> bool:
-        tr = self.trainer
-        r = tr.recipe.reg
-        return (r.r1_gamma > 0 or r.r2_gamma > 0) and tr.step % r.r1_every == 0
 
     def prepare(self) -> None:
         # a checkpoint or rollback loaded since replaces the optimizers' state tensors: their
@@ -298,7 +275,7 @@ class GraphedStep:
         self.refused: str | None = None  # why the graph was dropped, once it was
         dev = source.trainer.device
         self.inputs = [torch.empty(x.shape, dtype=x.dtype, device=dev)
-                       for x in source.draw(shapes_only=True)]
+                       for x in draws(source.trainer, shapes_only=True)]
         self.lr = (torch.zeros((), device=dev), torch.zeros((), device=dev))
         self.ema_weight = torch.zeros((), device=dev)
         self.stats = torch.zeros(4, device=dev)  # the step's statistics, written by each step
@@ -309,12 +286,12 @@ class GraphedStep:
         """This step's inputs and scalars into the static buffers the graph reads."""
         src = self.source
         src.prepare()
-        for host, static in zip(src.draw(), self.inputs, strict=True):
-            _stage(host, static)
         tr = src.trainer
+        for host, static in zip(draws(tr), self.inputs, strict=True):
+            _stage(host, static)
         for scalar, opt in zip(self.lr, (tr.opt_g, tr.opt_d), strict=True):
             scalar.fill_(opt.param_groups[0]["lr"])
-        if src.has_ema:
+        if tr.G_ema is not None:
             self.ema_weight.fill_(1.0 - tr.ema_decay())
 
     def _captured(self) -> str | None:
@@ -358,11 +335,11 @@ class GraphedStep:
         if tr.cfg.train.lr_decay > 0:
             tr.set_rates()
         self._stage()
-        src.bind(self.lr, self.ema_weight if src.has_ema else None)
+        src.bind(self.lr, self.ema_weight if tr.G_ema is not None else None)
         if self.replay is not None and src.modes() != self.modes:
             self.replay = None  # captured again, in the modes of now
         try:
-            if src.r1_due():
+            if tr.penalty_due():
                 src.compute(self.inputs, True, self.stats)
             elif self.replay is not None:
                 self.replay()

@@ -185,15 +185,21 @@ class Trainer:
         # the ones the guard reads)
         self._static_grads = False
         self.graph_refused: str | None = None  # why this run's CUDA graph was dropped, if it was
-        self._fused, why = fused.build(self)
-        self._graphed = None if self._fused is not None else graphed.build_generic(self)
-        self.step_kind = _kind(self._fused or self._graphed, why)
+        self._build_step()
 
     # -- one step ---------------------------------------------------------------------------
 
+    def draw_noise(self) -> torch.Tensor:
+        """This rank's part of one batch of G's noise, on the host (from ``gen_noise``)."""
+        return torch.randn(self.draw, self.noise_dim, generator=self.gen_noise)[self.part]
+
     def _noise(self) -> torch.Tensor:
-        z = torch.randn(self.draw, self.noise_dim, generator=self.gen_noise)[self.part]
-        return devices.upload(z, self.device)
+        return devices.upload(self.draw_noise(), self.device)
+
+    def penalty_due(self) -> bool:
+        """Whether this step's D loss takes R1 or R2 (every ``reg.r1_every`` steps)."""
+        r = self.recipe.reg
+        return (r.r1_gamma > 0 or r.r2_gamma > 0) and self.step % r.r1_every == 0
 
     def train_step(self) -> None:
         """One iteration: ``d_steps`` discriminator updates, one generator update, EMA (in
@@ -353,6 +359,12 @@ class Trainer:
         t = self.cfg.train
         self.opt_d = fast.adam(self.D.parameters(), t.lr_d, t.betas_d, t.fused_adam)
         self.d_wide = wide
+        self._build_step()
+
+    def _build_step(self) -> None:
+        """The step this config trains with, and its name for the start line: the fused step
+        where it applies, else the generic one (on CUDA either captured as a graph where it
+        can be)."""
         self._fused, why = fused.build(self)
         self._graphed = None if self._fused is not None else graphed.build_generic(self)
         self.step_kind = _kind(self._fused or self._graphed, why)
